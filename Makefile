@@ -1,0 +1,123 @@
+# kbridge - plaintext Kafka in, verified TLS out.
+# The codec (kafka_protocol/) builds as libkp.a with libc headers only; everything else links
+# libevent, OpenSSL and inih found with pkg-config. All outputs go under $(BUILD).
+
+CC      ?= cc
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+WARN    := -Wall -Wextra -Wshadow -Werror
+CSTD    := -std=c11 -D_GNU_SOURCE
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS_ALL := $(SAN) $(LDFLAGS)
+
+PKGS      := libevent libevent_openssl openssl inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+KP_SRC  := $(sort $(wildcard kafka_protocol/*.c))
+KP_OBJ  := $(KP_SRC:%.c=$(BUILD)/%.o)
+KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c tls/*.c conf/*.c)))
+KB_OBJ  := $(KB_SRC:%.c=$(BUILD)/%.o)
+KB_INC  := -I. -Ikafka_protocol
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
+        bench clean check-headers format format-check mock
+all: $(BUILD)/kbridge
+
+# --- codec: pure C11, only its own directory on the include path ------------------------
+$(BUILD)/kafka_protocol/%.o: kafka_protocol/%.c $(wildcard kafka_protocol/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ikafka_protocol -c $< -o $@
+
+$(BUILD)/libkp.a: $(KP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# --- daemon --------------------------------------------------------------------------------
+HDRS := $(wildcard proxy/*.h tls/*.h conf/*.h kafka_protocol/*.h)
+$(BUILD)/proxy/%.o $(BUILD)/tls/%.o $(BUILD)/conf/%.o: CFLAGS_EXTRA = $(KB_INC) $(PKG_CFLAGS)
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/libkb.a: $(KB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/kbridge: $(BUILD)/proxy/main.o $(BUILD)/libkb.a $(BUILD)/libkp.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# --- tests -----------------------------------------------------------------------------------
+$(BUILD)/tests/%: tests/unit/%.c tests/test.h $(BUILD)/libkb.a $(BUILD)/libkp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(BUILD)/libkb.a \
+	    $(BUILD)/libkp.a $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(BUILD)/tests/test_golden: tests/golden/test_golden.c tests/test.h $(BUILD)/libkp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ikafka_protocol -Itests -o $@ $< $(BUILD)/libkp.a $(LDFLAGS_ALL)
+
+# The TLS test cluster: librdkafka's mock brokers behind TLS endpoints (tests only).
+$(BUILD)/kbmock: tests/integration/kbmock.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS_ALL) $(PKG_LIBS) -lrdkafka -lpthread
+mock: $(BUILD)/kbmock
+
+unit-test: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; KB_TEST_CERTS=$(BUILD)/certs ./$$t; done
+
+golden-test: $(BUILD)/tests/test_golden
+	./$(BUILD)/tests/test_golden tests/golden/frames
+
+conf-test: $(BUILD)/kbridge
+	@sh tests/conf/run.sh $(BUILD)/kbridge
+
+integration-test: $(BUILD)/kbridge $(BUILD)/kbmock
+	KB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+
+$(UNIT_BIN): | $(BUILD)/certs/ca.pem
+$(BUILD)/certs/ca.pem: tests/integration/gen_certs.sh
+	sh tests/integration/gen_certs.sh $(BUILD)/certs
+
+test: unit-test golden-test conf-test integration-test
+
+demo: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
+	KB_BUILD=$(abspath $(BUILD)) sh examples/demo.sh
+
+# ASan + UBSan build of everything, then the whole suite against it.
+asan test-asan:
+	$(MAKE) BUILD=build-asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 20
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(KP_SRC) $(wildcard kafka_protocol/*.h)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Ikafka_protocol -o $@ $< $(KP_SRC)
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	    ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$n tests/golden/frames; done
+
+bench: $(BUILD)/libkp.a
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
+
+check-headers:
+	@set -e; for h in kafka_protocol/*.h; do echo "#include \"$$h\"" | \
+	    $(CC) $(CSTD) $(WARN) -Ikafka_protocol -I. -x c -fsyntax-only -; done; \
+	for h in proxy/*.h tls/*.h conf/*.h; do echo "#include \"$$h\"" | \
+	    $(CC) $(CSTD) $(WARN) $(KB_INC) $(PKG_CFLAGS) -x c -fsyntax-only -; done; echo headers ok
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,22 @@
+/*
+ * tlsconn.h - one upstream TLS connection: SNI, host name / IP verification per tls_verify.
+ */
+#ifndef KB_TLS_TLSCONN_H
+#define KB_TLS_TLSCONN_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+struct kb_cluster_conf;
+
+/*
+ * Returns a new client SSL (caller owns; normally handed to a bufferevent with
+ * BEV_OPT_CLOSE_ON_FREE) for a connection to broker host `name` (the advertised or configured
+ * name, not the connect_to target). SNI is tls_sni or name, omitted for IP literals. With
+ * tls_verify = full the peer must present name (or tls_sni) as a DNS SAN, or as an IP SAN when
+ * name is an IP literal. NULL with the reason in err on failure.
+ */
+SSL *tlsconn_new(SSL_CTX *ctx, const struct kb_cluster_conf *cc, const char *name, char *err,
+                 size_t errlen);
+#endif
