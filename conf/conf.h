@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #define KB_HOST_MAX 256            /* a DNS name is at most 253 bytes */
+#define KB_CONF_ERR_MAX 1024       /* a good size for conf_load()'s err buffer */
 
 enum kb_log_level { KB_LOG_ERROR = 0, KB_LOG_WARN, KB_LOG_INFO, KB_LOG_DEBUG };
 enum kb_log_format { KB_LOG_TEXT = 0, KB_LOG_JSON };
@@ -71,14 +72,31 @@ struct kb_conf {
  * Loads and validates path. On success returns a snapshot with refcount 1. On failure returns
  * NULL and writes one line "PATH:LINE: message" (LINE omitted when the error has no line, e.g.
  * the file cannot be opened) into err.
+ * An empty value means the key's default. With tls = off the tls_* keys are parsed but not
+ * checked further. TLS files are only opened to see that they are readable (relative paths are
+ * relative to the working directory); tlsctx parses them. Never logs, never exits. Not
+ * thread-safe: it briefly sets inih's global ini_max_line (see conf.c).
  */
 struct kb_conf *conf_load(const char *path, char *err, size_t errlen);
 
+/* References are counted without locks: take and drop them on the event-loop thread. */
 struct kb_conf *conf_ref(struct kb_conf *conf);   /* returns conf */
 void conf_unref(struct kb_conf *conf);            /* NULL is fine */
 
-/* Prints the effective configuration (every key, defaults included) as INI to out. */
+/*
+ * Prints the effective configuration (every key, defaults included) as INI to out, starting
+ * with a comment line naming conf->path. conf_load() accepts the output again.
+ */
 void conf_dump(const struct kb_conf *conf, FILE *out);
+
+/*
+ * For reload: true when fresh differs from old in something that needs a restart (a key that
+ * is not reloadable: listen, broker_port_base, max_node_id, admin_listen; or the set or order
+ * of cluster sections), with one line such as "listen in [msk] changed from '127.0.0.1:9092'
+ * to '127.0.0.1:9192'" in why. false when fresh can replace old as it is.
+ */
+bool conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char *why,
+                        size_t whylen);
 
 /* Parses "host:port" / "[v6]:port" into hp. false with a reason in err on failure. */
 bool conf_parse_hostport(const char *s, struct kb_hostport *hp, char *err, size_t errlen);
@@ -86,7 +104,10 @@ bool conf_parse_hostport(const char *s, struct kb_hostport *hp, char *err, size_
 /* Formats hp as host:port ([v6]:port) into out; returns out. */
 const char *conf_hostport_str(const struct kb_hostport *hp, char *out, size_t outlen);
 
-/* The connect_to target for from, or from itself when there is none. */
+/*
+ * The connect_to target for from (host compared case-insensitively, port exactly), or from
+ * itself when there is none.
+ */
 const struct kb_hostport *conf_connect_target(const struct kb_cluster_conf *cc,
                                               const struct kb_hostport *from);
 
