@@ -4,6 +4,7 @@
 #ifndef KB_TLS_TLSCONN_H
 #define KB_TLS_TLSCONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -15,8 +16,14 @@ struct kb_cluster_conf;
  * BEV_OPT_CLOSE_ON_FREE) for a connection to broker host `name` (the advertised or configured
  * name, not the connect_to target). SNI is tls_sni or name, omitted for IP literals. With
  * tls_verify = full the peer must present name (or tls_sni) as a DNS SAN, or as an IP SAN when
- * name is an IP literal. NULL with the reason in err on failure.
+ * name is an IP literal and tls_sni is unset; chain checks the chain only; none checks nothing.
+ * The expected names stay on the SSL, so tlserr_describe() can report them. NULL with the
+ * reason in err on failure. Clears the thread's OpenSSL error queue.
  */
 SSL *tlsconn_new(SSL_CTX *ctx, const struct kb_cluster_conf *cc, const char *name, char *err,
                  size_t errlen);
+
+/* True when host is an IPv4 or IPv6 literal (no brackets), e.g. "10.0.0.1" or "::1". */
+bool tlsconn_is_ip_literal(const char *host);
+
 #endif
