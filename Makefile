@@ -40,7 +40,6 @@ $(BUILD)/libkp.a: $(KP_OBJ)
 
 # --- daemon --------------------------------------------------------------------------------
 HDRS := $(wildcard proxy/*.h tls/*.h conf/*.h kafka_protocol/*.h)
-$(BUILD)/proxy/%.o $(BUILD)/tls/%.o $(BUILD)/conf/%.o: CFLAGS_EXTRA = $(KB_INC) $(PKG_CFLAGS)
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -c $< -o $@
@@ -53,6 +52,20 @@ $(BUILD)/kbridge: $(BUILD)/proxy/main.o $(BUILD)/libkb.a $(BUILD)/libkp.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 # --- tests -----------------------------------------------------------------------------------
+# Each unit test links only what it tests: test_kp_* the codec, test_conf* conf/, test_tls*
+# tls/ + conf/, anything else the whole daemon library.
+CONF_OBJ := $(filter $(BUILD)/conf/%,$(KB_OBJ))
+TLS_OBJ  := $(filter $(BUILD)/tls/%,$(KB_OBJ))
+$(BUILD)/tests/test_kp_%: tests/unit/test_kp_%.c tests/test.h $(BUILD)/libkp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Ikafka_protocol -Itests -o $@ $< $(BUILD)/libkp.a $(LDFLAGS_ALL)
+$(BUILD)/tests/test_conf: tests/unit/test_conf.c tests/test.h $(CONF_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(CONF_OBJ) $(LDFLAGS_ALL) $(PKG_LIBS)
+$(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \
+	    $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread
 $(BUILD)/tests/%: tests/unit/%.c tests/test.h $(BUILD)/libkb.a $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(BUILD)/libkb.a \

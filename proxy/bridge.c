@@ -1,0 +1,624 @@
+/*
+ * bridge.c - one client <-> broker pair. Client bytes are forwarded frame by frame as they
+ * arrive; only the first bytes of each request are looked at (header, and acks for Produce)
+ * to remember which response to expect. Broker responses that may carry addresses are
+ * buffered whole and rewritten by the codec; all others are moved by length (evbuffer chains,
+ * no copy). A side whose peer's output is above KB_HIGH_WATER stops being read until it drains.
+ */
+#include "proxy/bridge.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "kp_api.h"
+#include "kp_frame.h"
+#include "kp_rewrite.h"
+#include "proxy/brokermap.h"
+#include "proxy/inflight.h"
+#include "proxy/listener.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "proxy/upstream.h"
+
+#define KB_HIGH_WATER (1024 * 1024)  /* stop reading a side when its peer has this queued */
+#define KB_LOW_WATER (256 * 1024)    /* resume once the peer's queue is down to this */
+#define KB_HEADER_PEEK 64            /* first guess of how many bytes a request header needs */
+#define KB_LINGER_SEC 10             /* bound on flushing the other side after one side ends */
+
+enum frame_step { STEP_DONE, STEP_WAIT, STEP_CLOSED };
+
+struct bridge {
+    struct kb_cluster *cl;           /* owner */
+    uint64_t id;                     /* connection id, "C#id" in logs */
+    int32_t node_id;                 /* KB_NODE_BOOTSTRAP or the broker this serves */
+    char prefix[96];                 /* "C#12 127.0.0.1:50412" */
+    struct bufferevent *client;      /* the plaintext client */
+    struct bufferevent *server;      /* the broker; NULL until connected */
+    struct upstream *connecting;     /* attempt under way, or NULL */
+    size_t next_bootstrap;           /* index of the next bootstrap server to try */
+    struct kb_hostport upstream;     /* the broker's name (for SNI, verification and logs) */
+    struct inflight inflight;        /* requests waiting for their response */
+    size_t req_remaining;            /* bytes of the current request still to forward */
+    size_t resp_remaining;           /* bytes of the current pass-through response to forward */
+    uint64_t bytes_up;               /* client -> broker */
+    uint64_t bytes_down;             /* broker -> client */
+    uint64_t responses_rewritten;    /* responses that went through the codec */
+    struct event *linger;            /* set while flushing after one side ended */
+    struct bridge *prev;             /* cluster list */
+    struct bridge *next;             /* cluster list */
+};
+
+static bool bridge_pump_requests(struct bridge *br);
+static bool bridge_pump_responses(struct bridge *br);
+static void bridge_connect_next(struct bridge *br);
+
+static void
+brlog(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
+
+static void
+brlog(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(lvl, br->cl->cc->name, br->prefix, fmt, ap);
+    va_end(ap);
+}
+
+void
+bridge_free(struct bridge *br)
+{
+    struct kb_cluster *cl = br->cl;
+
+    upstream_cancel(br->connecting);
+    if (br->client) {
+        bufferevent_free(br->client);
+    }
+    if (br->server) {
+        bufferevent_free(br->server);
+    }
+    if (br->linger) {
+        event_free(br->linger);
+    }
+    inflight_free(&br->inflight);
+    if (br->prev) {
+        br->prev->next = br->next;
+    } else {
+        cl->bridges = br->next;
+    }
+    if (br->next) {
+        br->next->prev = br->prev;
+    }
+    cl->conns_active--;
+    free(br);
+}
+
+/* Logs why and frees the pair. Callers return at once: br is gone. */
+static void
+bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
+
+static void
+bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
+{
+    char why[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    brlog(br, lvl, "closed: %s (%llu bytes up, %llu down, %llu responses rewritten)", why,
+          (unsigned long long)br->bytes_up, (unsigned long long)br->bytes_down,
+          (unsigned long long)br->responses_rewritten);
+    bridge_free(br);
+}
+
+static const char *
+bridge_upstream_str(const struct bridge *br, char *out, size_t outlen)
+{
+    char hp[KB_HOST_MAX + 16];
+
+    if (br->node_id == KB_NODE_BOOTSTRAP) {
+        snprintf(out, outlen, "%s (bootstrap %zu/%zu)",
+                 conf_hostport_str(&br->upstream, hp, sizeof(hp)), br->next_bootstrap,
+                 br->cl->cc->n_bootstrap);
+    } else {
+        snprintf(out, outlen, "%s (node %d)", conf_hostport_str(&br->upstream, hp, sizeof(hp)),
+                 (int)br->node_id);
+    }
+    return out;
+}
+
+/* --- flow control ------------------------------------------------------------------------ */
+
+/* Stops reading `from` while `to` has too much queued; `to`'s write callback resumes it. */
+static void
+bridge_throttle(struct bufferevent *from, struct bufferevent *to)
+{
+    if (evbuffer_get_length(bufferevent_get_output(to)) >= KB_HIGH_WATER) {
+        bufferevent_disable(from, EV_READ);
+    }
+}
+
+static void
+bridge_on_client_drained(struct bufferevent *bev, void *arg)
+{
+    struct bridge *br = arg;
+
+    (void)bev;
+    if (br->linger) {
+        if (evbuffer_get_length(bufferevent_get_output(br->client)) == 0) {
+            bridge_close(br, KB_LOG_INFO, "broker closed the connection");
+        }
+        return;
+    }
+    if (br->server && !(bufferevent_get_enabled(br->server) & EV_READ)) {
+        bufferevent_enable(br->server, EV_READ);
+        bridge_pump_responses(br);   /* process what is already buffered */
+    }
+}
+
+static void
+bridge_on_server_drained(struct bufferevent *bev, void *arg)
+{
+    struct bridge *br = arg;
+
+    (void)bev;
+    if (!br->linger && !(bufferevent_get_enabled(br->client) & EV_READ)) {
+        bufferevent_enable(br->client, EV_READ);
+        bridge_pump_requests(br);
+    }
+}
+
+/* --- requests: client -> broker ------------------------------------------------------------ */
+
+/* Reads the header of the request at the start of in and records it. */
+static enum frame_step
+bridge_start_request(struct bridge *br, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    size_t max = br->cl->proxy->conf->max_frame_bytes;
+    uint8_t pre[KP_FRAME_PREFIX];
+    struct kp_request_header hdr;
+    enum kp_status st;
+    size_t size, total, need;
+    const uint8_t *p;
+    bool expects = true;
+
+    if (avail < KP_FRAME_PREFIX) {
+        return STEP_WAIT;
+    }
+    evbuffer_copyout(in, pre, sizeof(pre));
+    st = kp_frame_size(pre, sizeof(pre), max, &size);
+    if (st != KP_OK) {
+        bridge_close(br, KB_LOG_WARN, "client sent a request frame with %s size %d%s",
+                     st == KP_TOO_LARGE ? "a too large" : "an invalid",
+                     (int)((uint32_t)pre[0] << 24 | (uint32_t)pre[1] << 16 |
+                           (uint32_t)pre[2] << 8 | pre[3]),
+                     st == KP_TOO_LARGE ? " (above max_frame_bytes)" : "");
+        return STEP_CLOSED;
+    }
+    total = KP_FRAME_PREFIX + size;
+    need = total < KP_FRAME_PREFIX + KB_HEADER_PEEK ? total : KP_FRAME_PREFIX + KB_HEADER_PEEK;
+    for (;;) {
+        if (avail < need) {
+            return STEP_WAIT;
+        }
+        p = evbuffer_pullup(in, (ev_ssize_t)need);
+        st = kp_request_header_decode(p + KP_FRAME_PREFIX, need - KP_FRAME_PREFIX, &hdr);
+        if (st == KP_OK) {
+            st = kp_request_expects_response(p + KP_FRAME_PREFIX, need - KP_FRAME_PREFIX, &hdr,
+                                             &expects);
+        }
+        if (st != KP_INCOMPLETE || need == total) {
+            break;
+        }
+        need = need * 4 < total ? need * 4 : total;
+    }
+    if (st != KP_OK) {
+        bridge_close(br, KB_LOG_WARN, "client sent a malformed request header (%s)",
+                     st == KP_INCOMPLETE ? "frame ends inside it" : kp_status_str(st));
+        return STEP_CLOSED;
+    }
+    if (log_enabled(KB_LOG_DEBUG)) {
+        brlog(br, KB_LOG_DEBUG, "request %s v%d correlation id %d, %zu bytes%s",
+              kp_api_name(hdr.api_key), hdr.api_version, (int)hdr.correlation_id, total,
+              expects ? "" : " (acks=0: no response)");
+    }
+    if (expects &&
+        !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key, hdr.api_version)) {
+        bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
+                     KB_INFLIGHT_MAX);
+        return STEP_CLOSED;
+    }
+    br->req_remaining = total;
+    return STEP_DONE;
+}
+
+/* Forwards every request byte available. Returns false when the bridge was closed. */
+static bool
+bridge_pump_requests(struct bridge *br)
+{
+    struct evbuffer *in = bufferevent_get_input(br->client);
+    struct evbuffer *out = bufferevent_get_output(br->server);
+    size_t avail, n;
+
+    while ((avail = evbuffer_get_length(in)) > 0) {
+        if (br->req_remaining == 0) {
+            enum frame_step step = bridge_start_request(br, in);
+            if (step == STEP_CLOSED) {
+                return false;
+            }
+            if (step == STEP_WAIT) {
+                break;
+            }
+            continue;
+        }
+        n = avail < br->req_remaining ? avail : br->req_remaining;
+        evbuffer_remove_buffer(in, out, n);
+        br->req_remaining -= n;
+        br->bytes_up += n;
+    }
+    bridge_throttle(br->client, br->server);
+    return true;
+}
+
+static void
+bridge_on_client_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    bridge_pump_requests(arg);
+}
+
+/* --- responses: broker -> client ----------------------------------------------------------- */
+
+static void
+bridge_free_chunk(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+/* Rewrites one whole buffered response frame of `total` bytes into the client's output. */
+static enum frame_step
+bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
+                        const struct inflight_entry *req)
+{
+    struct evbuffer *out = bufferevent_get_output(br->client);
+    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)total);
+    size_t size = total - KP_FRAME_PREFIX, hlen = 0, err_off = 0;
+    struct brokermap_call call = {.map = br->cl->map};
+    struct kp_rewrite_stats stats = {0};
+    struct kp_writer w;
+    enum kp_status st;
+    int32_t cid;
+    uint8_t pre[KP_FRAME_PREFIX];
+    size_t nsize;
+
+    kp_writer_init(&w);
+    st = kp_response_header_decode(p + KP_FRAME_PREFIX, size, req->api_key, req->api_version,
+                                   &cid, &hlen);
+    if (st == KP_OK) {
+        st = kp_rewrite_response(req->api_key, req->api_version, p + KP_FRAME_PREFIX + hlen,
+                                 size - hlen, brokermap_map, &call, &w, &stats, &err_off);
+    }
+    if (st != KP_OK || call.failed || w.failed) {
+        kp_writer_free(&w);
+        if (call.failed) {
+            bridge_close(br, KB_LOG_ERROR, "%s v%d response not forwarded: %s",
+                         kp_api_name(req->api_key), req->api_version, call.err);
+        } else {
+            bridge_close(br, KB_LOG_ERROR,
+                         "cannot rewrite %s v%d response (%s at byte %zu of %zu); closing "
+                         "rather than pass on unrewritten broker addresses",
+                         kp_api_name(req->api_key), req->api_version, kp_status_str(st),
+                         err_off, size);
+        }
+        return STEP_CLOSED;
+    }
+    nsize = hlen + w.len;
+    pre[0] = (uint8_t)(nsize >> 24);
+    pre[1] = (uint8_t)(nsize >> 16);
+    pre[2] = (uint8_t)(nsize >> 8);
+    pre[3] = (uint8_t)nsize;
+    evbuffer_add(out, pre, sizeof(pre));
+    evbuffer_add(out, p + KP_FRAME_PREFIX, hlen);
+    /* Hand the writer's buffer to the evbuffer instead of copying it again. */
+    if (w.len == 0 ||
+        evbuffer_add_reference(out, w.buf, w.len, bridge_free_chunk, NULL) == 0) {
+        if (w.len == 0) {
+            kp_writer_free(&w);
+        }
+    } else {
+        kp_writer_free(&w);
+        bridge_close(br, KB_LOG_ERROR, "out of memory queueing a response");
+        return STEP_CLOSED;
+    }
+    evbuffer_drain(in, total);
+    br->bytes_down += KP_FRAME_PREFIX + nsize;
+    br->responses_rewritten++;
+    if (log_enabled(KB_LOG_DEBUG)) {
+        brlog(br, KB_LOG_DEBUG,
+              "response %s v%d correlation id %d: %u addresses, %u rewritten, %u capped",
+              kp_api_name(req->api_key), req->api_version, (int)cid, stats.addresses,
+              stats.rewritten, stats.capped);
+    }
+    return STEP_DONE;
+}
+
+/* Looks at the response starting at in: pass it through by length, or rewrite it whole. */
+static enum frame_step
+bridge_start_response(struct bridge *br, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    uint8_t head[KP_FRAME_PREFIX + 4];
+    const struct inflight_entry *req;
+    struct inflight_entry r;
+    size_t size, total;
+    enum kp_status st;
+    int32_t cid;
+    enum frame_step step;
+
+    if (avail < sizeof(head)) {
+        return STEP_WAIT;
+    }
+    evbuffer_copyout(in, head, sizeof(head));
+    st = kp_frame_size(head, sizeof(head), br->cl->proxy->conf->max_frame_bytes, &size);
+    if (st != KP_OK || size < 4) {
+        bridge_close(br, KB_LOG_ERROR, "broker sent a response frame with %s size",
+                     st == KP_TOO_LARGE ? "a size above max_frame_bytes" : "an invalid");
+        return STEP_CLOSED;
+    }
+    total = KP_FRAME_PREFIX + size;
+    cid = (int32_t)((uint32_t)head[4] << 24 | (uint32_t)head[5] << 16 | (uint32_t)head[6] << 8 |
+                    head[7]);
+    req = inflight_peek(&br->inflight);
+    if (!req || req->correlation_id != cid) {
+        bridge_close(br, KB_LOG_ERROR,
+                     "broker sent a response with correlation id %d, expected %s%d", (int)cid,
+                     req ? "" : "none; ", req ? (int)req->correlation_id : 0);
+        return STEP_CLOSED;
+    }
+    if (!kp_api_response_needs_rewrite(req->api_key, req->api_version)) {
+        inflight_pop(&br->inflight);
+        br->resp_remaining = total;
+        return STEP_DONE;
+    }
+    if (avail < total) {
+        return STEP_WAIT;   /* rewriting needs the whole frame */
+    }
+    r = *req;
+    inflight_pop(&br->inflight);
+    step = bridge_rewrite_response(br, in, total, &r);
+    return step;
+}
+
+/* Forwards every complete response available. Returns false when the bridge was closed. */
+static bool
+bridge_pump_responses(struct bridge *br)
+{
+    struct evbuffer *in = bufferevent_get_input(br->server);
+    struct evbuffer *out = bufferevent_get_output(br->client);
+    size_t avail, n;
+
+    while ((avail = evbuffer_get_length(in)) > 0) {
+        if (br->resp_remaining == 0) {
+            enum frame_step step = bridge_start_response(br, in);
+            if (step == STEP_CLOSED) {
+                return false;
+            }
+            if (step == STEP_WAIT) {
+                break;
+            }
+            continue;
+        }
+        n = avail < br->resp_remaining ? avail : br->resp_remaining;
+        evbuffer_remove_buffer(in, out, n);
+        br->resp_remaining -= n;
+        br->bytes_down += n;
+    }
+    bridge_throttle(br->server, br->client);
+    return true;
+}
+
+static void
+bridge_on_server_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    bridge_pump_responses(arg);
+}
+
+/* --- endings ----------------------------------------------------------------------------- */
+
+static void
+bridge_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct bridge *br = arg;
+
+    (void)fd;
+    (void)what;
+    bridge_close(br, KB_LOG_WARN, "gave up flushing to the client after %d s", KB_LINGER_SEC);
+}
+
+/*
+ * The broker ended the connection: deliver what is already queued for the client, then close.
+ * A partial response still in the input is dropped (it can never complete).
+ */
+static void
+bridge_server_ended(struct bridge *br, const char *why)
+{
+    struct timeval tv = {KB_LINGER_SEC, 0};
+    size_t partial = evbuffer_get_length(bufferevent_get_input(br->server));
+
+    if (partial || br->resp_remaining) {
+        brlog(br, KB_LOG_WARN, "broker ended mid-response (%s); %zu bytes of it dropped", why,
+              partial);
+    }
+    if (evbuffer_get_length(bufferevent_get_output(br->client)) == 0) {
+        bridge_close(br, KB_LOG_INFO, "broker closed the connection (%s)", why);
+        return;
+    }
+    bufferevent_free(br->server);
+    br->server = NULL;
+    bufferevent_disable(br->client, EV_READ);
+    bufferevent_setwatermark(br->client, EV_WRITE, 0, 0);
+    br->linger = evtimer_new(br->cl->proxy->base, bridge_on_linger_timeout, br);
+    if (!br->linger) {
+        bridge_close(br, KB_LOG_ERROR, "out of memory");
+        return;
+    }
+    evtimer_add(br->linger, &tv);
+}
+
+static void
+bridge_on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct bridge *br = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_EOF) {
+        bridge_close(br, KB_LOG_INFO, "client closed the connection");
+    } else {
+        bridge_close(br, KB_LOG_INFO, "client connection error: %s",
+                     strerror(EVUTIL_SOCKET_ERROR()));
+    }
+}
+
+static void
+bridge_on_server_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct bridge *br = arg;
+    char why[256];
+
+    (void)bev;
+    if (what & BEV_EVENT_EOF) {
+        snprintf(why, sizeof(why), "end of stream");
+    } else {
+        snprintf(why, sizeof(why), "error: %s", strerror(EVUTIL_SOCKET_ERROR()));
+    }
+    if (bridge_pump_responses(br)) {   /* anything complete still goes out */
+        bridge_server_ended(br, why);
+    }
+}
+
+/* --- connecting ---------------------------------------------------------------------------- */
+
+static void
+bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
+{
+    struct bridge *br = arg;
+    char up[KB_HOST_MAX + 64], tls[512];
+
+    br->connecting = NULL;
+    bridge_upstream_str(br, up, sizeof(up));
+    if (!bev) {
+        brlog(br, KB_LOG_ERROR, "upstream %s: %s", up, why);
+        if (br->node_id == KB_NODE_BOOTSTRAP && br->next_bootstrap < br->cl->cc->n_bootstrap) {
+            bridge_connect_next(br);
+            return;
+        }
+        bridge_close(br, KB_LOG_ERROR, "%s",
+                     br->node_id == KB_NODE_BOOTSTRAP
+                         ? "no bootstrap server could be reached; the client will retry"
+                         : "broker unreachable; the client will retry");
+        return;
+    }
+    br->server = bev;
+    brlog(br, KB_LOG_INFO, "connected to %s: %s", up, upstream_describe(bev, tls, sizeof(tls)));
+    bufferevent_setcb(br->server, bridge_on_server_read, bridge_on_server_drained,
+                      bridge_on_server_event, br);
+    bufferevent_setwatermark(br->server, EV_WRITE, KB_LOW_WATER, 0);
+    bufferevent_enable(br->server, EV_READ | EV_WRITE);
+    bufferevent_enable(br->client, EV_READ | EV_WRITE);
+    bridge_pump_requests(br);   /* requests that arrived while connecting */
+}
+
+static void
+bridge_connect_next(struct bridge *br)
+{
+    struct kb_cluster *cl = br->cl;
+    const struct kb_hostport *target;
+
+    if (br->node_id == KB_NODE_BOOTSTRAP) {
+        target = &cl->cc->bootstrap[br->next_bootstrap++];
+    } else {
+        target = brokermap_upstream(cl->map, br->node_id);
+        if (!target) {
+            bridge_close(br, KB_LOG_ERROR, "no address known for broker %d", (int)br->node_id);
+            return;
+        }
+    }
+    br->upstream = *target;
+    br->connecting = upstream_connect(cl->proxy->base, cl->proxy->dns, cl->cc, cl->ssl_ctx,
+                                      target, bridge_on_upstream, br);
+    if (!br->connecting) {
+        bridge_close(br, KB_LOG_ERROR, "out of memory starting an upstream connection");
+    }
+}
+
+void
+bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *peer,
+           socklen_t peerlen, int32_t node_id)
+{
+    struct bridge *br = calloc(1, sizeof(*br));
+    char host[64] = "?", serv[16] = "?";
+    int one = 1;
+
+    (void)peerlen;
+    if (!br) {
+        evutil_closesocket(fd);
+        cllog(KB_LOG_ERROR, cl->cc->name, "out of memory accepting a client");
+        return;
+    }
+    br->cl = cl;
+    br->node_id = node_id;
+    br->id = ++cl->proxy->next_conn_id;
+    inflight_init(&br->inflight);
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
+        evutil_inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        snprintf(serv, sizeof(serv), "%u", ntohs(sin->sin_port));
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
+        evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        snprintf(serv, sizeof(serv), "%u", ntohs(sin6->sin6_port));
+    }
+    snprintf(br->prefix, sizeof(br->prefix), "C#%llu %s:%s", (unsigned long long)br->id, host,
+             serv);
+    br->next = cl->bridges;
+    if (br->next) {
+        br->next->prev = br;
+    }
+    cl->bridges = br;
+    cl->conns_active++;
+    cl->conns_total++;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    br->client = bufferevent_socket_new(cl->proxy->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!br->client) {
+        evutil_closesocket(fd);
+        bridge_close(br, KB_LOG_ERROR, "out of memory accepting a client");
+        return;
+    }
+    /* Client bytes wait in the kernel until the upstream is ready. */
+    bufferevent_setcb(br->client, bridge_on_client_read, bridge_on_client_drained,
+                      bridge_on_client_event, br);
+    bufferevent_setwatermark(br->client, EV_WRITE, KB_LOW_WATER, 0);
+    bufferevent_disable(br->client, EV_READ);
+    if (node_id == KB_NODE_BOOTSTRAP) {
+        brlog(br, KB_LOG_DEBUG, "accepted on the bootstrap listener");
+    } else {
+        brlog(br, KB_LOG_DEBUG, "accepted for broker %d", (int)node_id);
+    }
+    bridge_connect_next(br);
+}

@@ -1,0 +1,27 @@
+/*
+ * bridge.h - one client <-> broker connection pair. Requests are forwarded as they arrive
+ * (tracked by correlation id); responses that may carry broker addresses are rewritten,
+ * all others are forwarded by length without being parsed past their header.
+ */
+#ifndef KB_PROXY_BRIDGE_H
+#define KB_PROXY_BRIDGE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/util.h>
+
+struct kb_cluster;
+struct bridge;
+
+/*
+ * Takes the accepted client socket fd (closed on any failure) and starts connecting to the
+ * upstream of node_id (KB_NODE_BOOTSTRAP: the bootstrap servers in turn).
+ */
+void bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *peer,
+                socklen_t peerlen, int32_t node_id);
+
+/* Closes and frees br without a log line (process shutdown). */
+void bridge_free(struct bridge *br);
+
+#endif

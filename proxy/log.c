@@ -1,0 +1,92 @@
+/*
+ * log.c - the log sink: level filter, text or JSON lines on stderr, UTC timestamps with
+ * milliseconds. One write(2)-sized fprintf per line so concurrent processes don't interleave.
+ */
+#include "proxy/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static enum kb_log_level log_level = KB_LOG_INFO;
+static enum kb_log_format log_format = KB_LOG_TEXT;
+
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+void
+log_init(enum kb_log_level level, enum kb_log_format format)
+{
+    log_level = level;
+    log_format = format;
+}
+
+bool
+log_enabled(enum kb_log_level level)
+{
+    return level <= log_level;
+}
+
+/* Appends s to out as a JSON string body (no quotes), escaping what JSON requires. */
+static size_t
+json_escape(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+void
+log_vwrite(enum kb_log_level level, const char *cluster, const char *conn, const char *fmt,
+           va_list ap)
+{
+    char msg[2048];
+    char ts[64];
+    struct timespec now;
+    struct tm tm;
+
+    if (!log_enabled(level)) {
+        return;
+    }
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(now.tv_nsec / 1000000));
+
+    if (log_format == KB_LOG_JSON) {
+        char emsg[4096], ecl[512], econn[512];
+        json_escape(emsg, sizeof(emsg), msg);
+        json_escape(ecl, sizeof(ecl), cluster ? cluster : "");
+        json_escape(econn, sizeof(econn), conn ? conn : "");
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\"%s%s%s%s%s%s,\"msg\":\"%s\"}\n", ts,
+                level_names[level], cluster ? ",\"cluster\":\"" : "", cluster ? ecl : "",
+                cluster ? "\"" : "", conn ? ",\"conn\":\"" : "", conn ? econn : "",
+                conn ? "\"" : "", emsg);
+    } else {
+        fprintf(stderr, "%s %-5s %s%s%s%s%s%s\n", ts, level_names[level], cluster ? "[" : "",
+                cluster ? cluster : "", cluster ? "] " : "", conn ? conn : "", conn ? ": " : "",
+                msg);
+    }
+    fflush(stderr);
+}
+
+void
+log_write(enum kb_log_level level, const char *cluster, const char *conn, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, cluster, conn, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,132 @@
+/*
+ * main.c - command line, logging set-up, and the run loop. Exit codes: 0 clean stop,
+ * 1 runtime failure (e.g. a port in use), 2 configuration error (printed as FILE:LINE: ...).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "conf/conf.h"
+#include "proxy/log.h"
+#include "proxy/proxy.h"
+#include "tls/tlsctx.h"
+
+#define KB_VERSION "0.1.0"
+#define KB_DEFAULT_CONFIG "/etc/kbridge/kbridge.ini"
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kbridge [-c FILE] [--check-config]\n"
+            "       kbridge --version | --help\n"
+            "\n"
+            "Plaintext Kafka on localhost in, verified TLS to the brokers out; every broker\n"
+            "address in responses is rewritten so clients only ever connect through kbridge.\n"
+            "\n"
+            "  -c, --config FILE   configuration file (default " KB_DEFAULT_CONFIG ")\n"
+            "      --check-config  validate FILE (including TLS files), print the effective\n"
+            "                      configuration, exit 0 if valid, 2 if not\n"
+            "  -V, --version       print the version\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop.\n");
+}
+
+/* Builds every cluster's TLS context once, to surface certificate/key errors as config errors. */
+static int
+check_tls(const struct kb_conf *conf)
+{
+    char err[1024];
+    size_t i;
+
+    for (i = 0; i < conf->n_clusters; i++) {
+        SSL_CTX *ctx;
+        if (!conf->clusters[i].tls) {
+            continue;
+        }
+        ctx = tlsctx_new(conf, &conf->clusters[i], err, sizeof(err));
+        if (!ctx) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        SSL_CTX_free(ctx);
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = KB_DEFAULT_CONFIG;
+    bool check_only = false;
+    struct kb_conf *conf;
+    struct kb_proxy *proxy;
+    char err[1024];
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'C':
+            check_only = true;
+            break;
+        case 'V':
+            printf("kbridge %s (%s)\n", KB_VERSION, OpenSSL_version(OPENSSL_VERSION));
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kbridge: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    conf = conf_load(path, err, sizeof(err));
+    if (!conf) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (check_only) {
+        rc = check_tls(conf);
+        if (rc == 0) {
+            conf_dump(conf, stdout);
+        }
+        conf_unref(conf);
+        return rc;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    log_init(conf->log_level, conf->log_format);
+    log_info("kbridge %s starting with %s", KB_VERSION, path);
+    proxy = proxy_new(conf, err, sizeof(err));
+    conf_unref(conf);
+    if (!proxy) {
+        log_error("cannot start: %s", err);
+        /* A TLS file problem is a config error; anything else (a busy port) is a runtime one. */
+        return strstr(err, path) == err ? 2 : 1;
+    }
+    rc = proxy_run(proxy);
+    proxy_free(proxy);
+    log_info("kbridge stopped");
+    return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * upstream.h - one outgoing connection to a broker, in three phases: DNS, TCP connect, TLS
+ * handshake (skipped with tls = off). Each failure is classified into one sentence an
+ * operator can act on ("connection refused ...", "hostname mismatch: ...").
+ */
+#ifndef KB_PROXY_UPSTREAM_H
+#define KB_PROXY_UPSTREAM_H
+
+#include <openssl/ssl.h>
+
+struct bufferevent;
+struct event_base;
+struct evdns_base;
+struct kb_cluster_conf;
+struct kb_hostport;
+struct upstream;
+
+/*
+ * Called once per upstream_connect(), unless cancelled first. On success bev is the connected
+ * (and verified) bufferevent, now owned by the callee, with no callbacks set, and why is NULL.
+ * On failure bev is NULL and why is the cause.
+ */
+typedef void (*upstream_done_fn)(void *arg, struct bufferevent *bev, const char *why);
+
+/*
+ * Starts connecting to `name` (the broker's advertised or configured address: the name used
+ * for SNI and verification) by dialling conf_connect_target(cc, name). ctx is NULL when
+ * tls = off. Returns NULL only when allocation fails. The attempt is freed when done fires.
+ */
+struct upstream *upstream_connect(struct event_base *base, struct evdns_base *dns,
+                                  const struct kb_cluster_conf *cc, SSL_CTX *ctx,
+                                  const struct kb_hostport *name, upstream_done_fn done,
+                                  void *arg);
+
+/* Abandons an attempt: done will not be called. NULL is fine. */
+void upstream_cancel(struct upstream *u);
+
+/* One-line description of the TLS session on a connected bev ("TLSv1.3 ... peer ..."). */
+const char *upstream_describe(struct bufferevent *bev, char *out, size_t outlen);
+
+#endif
