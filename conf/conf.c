@@ -76,13 +76,15 @@ static const struct conf_key conf_keys[] = {
     { CONF_CLUSTER, "bootstrap_servers", CONF_HOSTPORT_LIST, CL(bootstrap), CL(n_bootstrap), NULL,
       true, 0, 0, NULL },
     { CONF_CLUSTER, "broker_port_base", CONF_INT, CL(broker_port_base), 0, NULL,
-      false, 1, 65535, NULL },
+      true, 1, 65535, NULL },
     { CONF_CLUSTER, "connect_timeout_ms", CONF_INT, CL(connect_timeout_ms), 0, "10000",
       true, 100, 600000, NULL },
     { CONF_CLUSTER, "connect_to", CONF_CONNECT_TO, CL(connect_to), CL(n_connect_to), "",
       true, 0, 0, NULL },
     { CONF_CLUSTER, "listen", CONF_HOSTPORT, CL(listen), 0, "127.0.0.1:9092",
-      false, 0, 0, NULL },
+      true, 0, 0, NULL },
+    { CONF_GLOBAL, "drain_timeout_ms", CONF_INT, GL(drain_timeout_ms), 0, "30000",
+      true, 0, 600000, NULL },
     { CONF_GLOBAL, "log_format", CONF_ENUM, GL(log_format), 0, "text",
       true, 0, 0, conf_log_format_names },
     { CONF_GLOBAL, "log_level", CONF_ENUM, GL(log_level), 0, "info",
@@ -90,7 +92,7 @@ static const struct conf_key conf_keys[] = {
     { CONF_GLOBAL, "max_frame_bytes", CONF_SIZE, GL(max_frame_bytes), 0, "104857600",
       true, 1024, 1073741824, NULL },
     { CONF_CLUSTER, "max_node_id", CONF_INT, CL(max_node_id), 0, "99",
-      false, 0, 65534, NULL },
+      true, 0, 65534, NULL },
     { CONF_CLUSTER, "tls", CONF_BOOL, CL(tls), 0, "on",
       true, 0, 0, NULL },
     { CONF_CLUSTER, "tls_ca_file", CONF_FILE, CL(tls_ca_file), 0, "",
@@ -1263,34 +1265,21 @@ conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char 
                    size_t whylen)
 {
     char a[CONF_VALUE_MAX], b[CONF_VALUE_MAX];
-    const char *va, *vb;
-    size_t c, i;
+    size_t i;
 
-    if (old->n_clusters != fresh->n_clusters) {
-        return !conf_why(why, whylen, "the number of cluster sections changed (%zu -> %zu)",
-                         old->n_clusters, fresh->n_clusters);
-    }
-    for (c = 0; c <= old->n_clusters; c++) {
-        const void *ob = c ? (const void *)&old->clusters[c - 1] : (const void *)old;
-        const void *fb = c ? (const void *)&fresh->clusters[c - 1] : (const void *)fresh;
-        const char *name = c ? old->clusters[c - 1].name : "global";
+    /* Clusters may come, go and change on reload; only some [global] keys are fixed. */
+    for (i = 0; i < CONF_N_KEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        const char *va, *vb;
 
-        if (c && strcmp(name, fresh->clusters[c - 1].name) != 0) {
-            return !conf_why(why, whylen, "cluster section [%s] became [%s]", name,
-                             fresh->clusters[c - 1].name);
+        if (k->reloadable || k->kind != CONF_GLOBAL) {
+            continue;
         }
-        for (i = 0; i < CONF_N_KEYS; i++) {
-            const struct conf_key *k = &conf_keys[i];
-
-            if (k->reloadable || k->kind != (c ? CONF_CLUSTER : CONF_GLOBAL)) {
-                continue;
-            }
-            va = conf_value_str(k, ob, a, sizeof(a));
-            vb = conf_value_str(k, fb, b, sizeof(b));
-            if (strcmp(va, vb) != 0) {
-                return !conf_why(why, whylen, "%s in [%s] changed from '%s' to '%s'", k->name,
-                                 name, va, vb);
-            }
+        va = conf_value_str(k, old, a, sizeof(a));
+        vb = conf_value_str(k, fresh, b, sizeof(b));
+        if (strcmp(va, vb) != 0) {
+            return !conf_why(why, whylen, "%s in [global] changed from '%s' to '%s'", k->name,
+                             va, vb);
         }
     }
     return false;

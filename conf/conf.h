@@ -64,6 +64,7 @@ struct kb_conf {
     bool has_admin;                /* admin_listen set */
     struct kb_hostport admin_listen; /* when has_admin */
     size_t max_frame_bytes;        /* default 104857600 */
+    int drain_timeout_ms;          /* SIGTERM: time in-flight requests get to finish (30000) */
     struct kb_cluster_conf *clusters; /* array, in file order */
     size_t n_clusters;             /* >= 1 */
 };
@@ -90,10 +91,10 @@ void conf_unref(struct kb_conf *conf);            /* NULL is fine */
 void conf_dump(const struct kb_conf *conf, FILE *out);
 
 /*
- * For reload: true when fresh differs from old in something that needs a restart (a key that
- * is not reloadable: listen, broker_port_base, max_node_id, admin_listen; or the set or order
- * of cluster sections), with one line such as "listen in [msk] changed from '127.0.0.1:9092'
- * to '127.0.0.1:9192'" in why. false when fresh can replace old as it is.
+ * For reload: true when fresh differs from old in something that needs a restart (a [global]
+ * key that is not reloadable: admin_listen), with one line such as "admin_listen in [global]
+ * changed from '' to '127.0.0.1:9644'" in why. Clusters may be added, removed and changed
+ * (listeners included) on reload. false when fresh can replace old as it is.
  */
 bool conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char *why,
                         size_t whylen);
