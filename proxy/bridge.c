@@ -24,9 +24,11 @@
 #include "kp_frame.h"
 #include "kp_rewrite.h"
 #include "proxy/brokermap.h"
+#include "proxy/cluster.h"
 #include "proxy/inflight.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
@@ -53,11 +55,15 @@ struct bridge {
     uint64_t bytes_up;               /* client -> broker */
     uint64_t bytes_down;             /* broker -> client */
     uint64_t responses_rewritten;    /* responses that went through the codec */
-    struct event *linger;            /* set while flushing after one side ended */
-    struct bridge *prev;             /* cluster list */
-    struct bridge *next;             /* cluster list */
+    double connect_started;          /* monotonic time the upstream attempt began */
+    bool draining;                   /* finish what is in flight, accept no new request */
+    struct event *linger;            /* set while flushing to the client before closing */
+    char finish_why[320];            /* why we are closing once the client is flushed */
+    struct bridge *prev;             /* proxy list */
+    struct bridge *next;             /* proxy list */
 };
 
+static void bridge_finish(struct bridge *br, const char *why);
 static bool bridge_pump_requests(struct bridge *br);
 static bool bridge_pump_responses(struct bridge *br);
 static void bridge_connect_next(struct bridge *br);
@@ -75,16 +81,23 @@ brlog(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
     va_end(ap);
 }
 
+struct bridge *
+bridge_next(const struct bridge *br)
+{
+    return br->next;
+}
+
 void
 bridge_free(struct bridge *br)
 {
-    struct kb_cluster *cl = br->cl;
+    struct kb_proxy *p = br->cl->proxy;
 
     upstream_cancel(br->connecting);
     if (br->client) {
         bufferevent_free(br->client);
     }
     if (br->server) {
+        metrics_broker(br->cl->metrics, br->node_id)->active--;
         bufferevent_free(br->server);
     }
     if (br->linger) {
@@ -94,12 +107,14 @@ bridge_free(struct bridge *br)
     if (br->prev) {
         br->prev->next = br->next;
     } else {
-        cl->bridges = br->next;
+        p->bridges = br->next;
     }
     if (br->next) {
         br->next->prev = br->prev;
     }
-    cl->conns_active--;
+    p->n_bridges--;
+    br->cl->metrics->clients_active--;
+    cluster_unref(br->cl);
     free(br);
 }
 
@@ -110,16 +125,19 @@ bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_
 static void
 bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
 {
+    struct kb_proxy *p = br->cl->proxy;
     char why[1024];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+
     brlog(br, lvl, "closed: %s (%llu bytes up, %llu down, %llu responses rewritten)", why,
           (unsigned long long)br->bytes_up, (unsigned long long)br->bytes_down,
           (unsigned long long)br->responses_rewritten);
     bridge_free(br);
+    proxy_bridge_closed(p);
 }
 
 static const char *
@@ -157,7 +175,7 @@ bridge_on_client_drained(struct bufferevent *bev, void *arg)
     (void)bev;
     if (br->linger) {
         if (evbuffer_get_length(bufferevent_get_output(br->client)) == 0) {
-            bridge_close(br, KB_LOG_INFO, "broker closed the connection");
+            bridge_close(br, KB_LOG_INFO, "%s", br->finish_why);
         }
         return;
     }
@@ -173,7 +191,7 @@ bridge_on_server_drained(struct bufferevent *bev, void *arg)
     struct bridge *br = arg;
 
     (void)bev;
-    if (!br->linger && !(bufferevent_get_enabled(br->client) & EV_READ)) {
+    if (!br->linger && !br->draining && !(bufferevent_get_enabled(br->client) & EV_READ)) {
         bufferevent_enable(br->client, EV_READ);
         bridge_pump_requests(br);
     }
@@ -186,7 +204,7 @@ static enum frame_step
 bridge_start_request(struct bridge *br, struct evbuffer *in)
 {
     size_t avail = evbuffer_get_length(in);
-    size_t max = br->cl->proxy->conf->max_frame_bytes;
+    size_t max = br->cl->conf->max_frame_bytes;
     uint8_t pre[KP_FRAME_PREFIX];
     struct kp_request_header hdr;
     enum kp_status st;
@@ -194,12 +212,17 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
     const uint8_t *p;
     bool expects = true;
 
+    if (br->draining) {
+        bufferevent_disable(br->client, EV_READ);   /* no new request once draining */
+        return STEP_WAIT;
+    }
     if (avail < KP_FRAME_PREFIX) {
         return STEP_WAIT;
     }
     evbuffer_copyout(in, pre, sizeof(pre));
     st = kp_frame_size(pre, sizeof(pre), max, &size);
     if (st != KP_OK) {
+        br->cl->metrics->protocol_errors++;
         bridge_close(br, KB_LOG_WARN, "client sent a request frame with %s size %d%s",
                      st == KP_TOO_LARGE ? "a too large" : "an invalid",
                      (int)((uint32_t)pre[0] << 24 | (uint32_t)pre[1] << 16 |
@@ -225,6 +248,7 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
         need = need * 4 < total ? need * 4 : total;
     }
     if (st != KP_OK) {
+        br->cl->metrics->protocol_errors++;
         bridge_close(br, KB_LOG_WARN, "client sent a malformed request header (%s)",
                      st == KP_INCOMPLETE ? "frame ends inside it" : kp_status_str(st));
         return STEP_CLOSED;
@@ -234,8 +258,9 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
               kp_api_name(hdr.api_key), hdr.api_version, (int)hdr.correlation_id, total,
               expects ? "" : " (acks=0: no response)");
     }
-    if (expects &&
-        !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key, hdr.api_version)) {
+    metrics_count_request(br->cl->metrics, hdr.api_key);
+    if (expects && !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key,
+                                  hdr.api_version, metrics_now())) {
         bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
                      KB_INFLIGHT_MAX);
         return STEP_CLOSED;
@@ -267,6 +292,7 @@ bridge_pump_requests(struct bridge *br)
         evbuffer_remove_buffer(in, out, n);
         br->req_remaining -= n;
         br->bytes_up += n;
+        br->cl->metrics->bytes_up += n;
     }
     bridge_throttle(br->client, br->server);
     return true;
@@ -346,7 +372,12 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
     }
     evbuffer_drain(in, total);
     br->bytes_down += KP_FRAME_PREFIX + nsize;
+    br->cl->metrics->bytes_down += KP_FRAME_PREFIX + nsize;
     br->responses_rewritten++;
+    metrics_count_rewrite(br->cl->metrics, req->api_key, stats.rewritten);
+    if (req->api_key == KP_API_METADATA) {
+        br->cl->metrics->last_ready = metrics_now();   /* a verified Metadata exchange */
+    }
     if (log_enabled(KB_LOG_DEBUG)) {
         brlog(br, KB_LOG_DEBUG,
               "response %s v%d correlation id %d: %u addresses, %u rewritten, %u capped",
@@ -373,8 +404,9 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         return STEP_WAIT;
     }
     evbuffer_copyout(in, head, sizeof(head));
-    st = kp_frame_size(head, sizeof(head), br->cl->proxy->conf->max_frame_bytes, &size);
+    st = kp_frame_size(head, sizeof(head), br->cl->conf->max_frame_bytes, &size);
     if (st != KP_OK || size < 4) {
+        br->cl->metrics->protocol_errors++;
         bridge_close(br, KB_LOG_ERROR, "broker sent a response frame with %s size",
                      st == KP_TOO_LARGE ? "a size above max_frame_bytes" : "an invalid");
         return STEP_CLOSED;
@@ -384,12 +416,14 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
                     head[7]);
     req = inflight_peek(&br->inflight);
     if (!req || req->correlation_id != cid) {
+        br->cl->metrics->protocol_errors++;
         bridge_close(br, KB_LOG_ERROR,
                      "broker sent a response with correlation id %d, expected %s%d", (int)cid,
                      req ? "" : "none; ", req ? (int)req->correlation_id : 0);
         return STEP_CLOSED;
     }
     if (!kp_api_response_needs_rewrite(req->api_key, req->api_version)) {
+        metrics_observe(&br->cl->metrics->request_latency, metrics_now() - req->sent);
         inflight_pop(&br->inflight);
         br->resp_remaining = total;
         return STEP_DONE;
@@ -398,6 +432,7 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         return STEP_WAIT;   /* rewriting needs the whole frame */
     }
     r = *req;
+    metrics_observe(&br->cl->metrics->request_latency, metrics_now() - r.sent);
     inflight_pop(&br->inflight);
     step = bridge_rewrite_response(br, in, total, &r);
     return step;
@@ -426,8 +461,14 @@ bridge_pump_responses(struct bridge *br)
         evbuffer_remove_buffer(in, out, n);
         br->resp_remaining -= n;
         br->bytes_down += n;
+        br->cl->metrics->bytes_down += n;
     }
     bridge_throttle(br->server, br->client);
+    if (br->draining && br->inflight.count == 0 && br->req_remaining == 0 &&
+        br->resp_remaining == 0) {
+        bridge_finish(br, "drained: every request in flight was answered");
+        return false;
+    }
     return true;
 }
 
@@ -451,33 +492,66 @@ bridge_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The broker ended the connection: deliver what is already queued for the client, then close.
- * A partial response still in the input is dropped (it can never complete).
+ * Closes once everything queued for the client is written (bounded by KB_LINGER_SEC): reads
+ * stop on both sides now. why is logged at the close. br may be freed before this returns.
  */
+static void
+bridge_finish(struct bridge *br, const char *why)
+{
+    struct timeval tv = {KB_LINGER_SEC, 0};
+
+    if (evbuffer_get_length(bufferevent_get_output(br->client)) == 0) {
+        bridge_close(br, KB_LOG_INFO, "%s", why);
+        return;
+    }
+    snprintf(br->finish_why, sizeof(br->finish_why), "%s", why);
+    if (br->server) {
+        bufferevent_disable(br->server, EV_READ);
+    }
+    bufferevent_disable(br->client, EV_READ);
+    bufferevent_setwatermark(br->client, EV_WRITE, 0, 0);
+    if (!br->linger) {
+        br->linger = evtimer_new(br->cl->proxy->base, bridge_on_linger_timeout, br);
+        if (!br->linger) {
+            bridge_close(br, KB_LOG_ERROR, "out of memory");
+            return;
+        }
+        evtimer_add(br->linger, &tv);
+    }
+}
+
+/* The broker ended the connection: deliver what is queued for the client, then close. */
 static void
 bridge_server_ended(struct bridge *br, const char *why)
 {
-    struct timeval tv = {KB_LINGER_SEC, 0};
     size_t partial = evbuffer_get_length(bufferevent_get_input(br->server));
+    char msg[320];
 
     if (partial || br->resp_remaining) {
         brlog(br, KB_LOG_WARN, "broker ended mid-response (%s); %zu bytes of it dropped", why,
               partial);
     }
-    if (evbuffer_get_length(bufferevent_get_output(br->client)) == 0) {
-        bridge_close(br, KB_LOG_INFO, "broker closed the connection (%s)", why);
-        return;
-    }
+    snprintf(msg, sizeof(msg), "broker closed the connection (%s)", why);
+    metrics_broker(br->cl->metrics, br->node_id)->active--;
     bufferevent_free(br->server);
     br->server = NULL;
-    bufferevent_disable(br->client, EV_READ);
-    bufferevent_setwatermark(br->client, EV_WRITE, 0, 0);
-    br->linger = evtimer_new(br->cl->proxy->base, bridge_on_linger_timeout, br);
-    if (!br->linger) {
-        bridge_close(br, KB_LOG_ERROR, "out of memory");
+    bridge_finish(br, msg);
+}
+
+void
+bridge_drain(struct bridge *br)
+{
+    br->draining = true;
+    if (!br->server) {
+        bridge_close(br, KB_LOG_INFO, "draining: the upstream was not connected yet");
         return;
     }
-    evtimer_add(br->linger, &tv);
+    if (br->req_remaining == 0) {
+        bufferevent_disable(br->client, EV_READ);
+    }
+    if (br->inflight.count == 0 && br->req_remaining == 0 && br->resp_remaining == 0) {
+        bridge_finish(br, "drained: nothing was in flight");
+    }
 }
 
 static void
@@ -522,6 +596,9 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     br->connecting = NULL;
     bridge_upstream_str(br, up, sizeof(up));
     if (!bev) {
+        struct kb_metrics *m = br->cl->metrics;
+        m->failures[metrics_fail_reason(why)]++;
+        snprintf(m->last_error, sizeof(m->last_error), "%s: %s", up, why);
         brlog(br, KB_LOG_ERROR, "upstream %s: %s", up, why);
         if (br->node_id == KB_NODE_BOOTSTRAP && br->next_bootstrap < br->cl->cc->n_bootstrap) {
             bridge_connect_next(br);
@@ -534,6 +611,9 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
         return;
     }
     br->server = bev;
+    metrics_observe(&br->cl->metrics->connect_latency, metrics_now() - br->connect_started);
+    metrics_broker(br->cl->metrics, br->node_id)->active++;
+    metrics_broker(br->cl->metrics, br->node_id)->total++;
     brlog(br, KB_LOG_INFO, "connected to %s: %s", up, upstream_describe(bev, tls, sizeof(tls)));
     bufferevent_setcb(br->server, bridge_on_server_read, bridge_on_server_drained,
                       bridge_on_server_event, br);
@@ -559,6 +639,7 @@ bridge_connect_next(struct bridge *br)
         }
     }
     br->upstream = *target;
+    br->connect_started = metrics_now();
     br->connecting = upstream_connect(cl->proxy->base, cl->proxy->dns, cl->cc, cl->ssl_ctx,
                                       target, bridge_on_upstream, br);
     if (!br->connecting) {
@@ -580,7 +661,7 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
         cllog(KB_LOG_ERROR, cl->cc->name, "out of memory accepting a client");
         return;
     }
-    br->cl = cl;
+    br->cl = cluster_ref(cl);
     br->node_id = node_id;
     br->id = ++cl->proxy->next_conn_id;
     inflight_init(&br->inflight);
@@ -595,13 +676,14 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
     }
     snprintf(br->prefix, sizeof(br->prefix), "C#%llu %s:%s", (unsigned long long)br->id, host,
              serv);
-    br->next = cl->bridges;
+    br->next = cl->proxy->bridges;
     if (br->next) {
         br->next->prev = br;
     }
-    cl->bridges = br;
-    cl->conns_active++;
-    cl->conns_total++;
+    cl->proxy->bridges = br;
+    cl->proxy->n_bridges++;
+    cl->metrics->clients_active++;
+    cl->metrics->clients_total++;
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     br->client = bufferevent_socket_new(cl->proxy->base, fd, BEV_OPT_CLOSE_ON_FREE);

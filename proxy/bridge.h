@@ -24,4 +24,13 @@ void bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr
 /* Closes and frees br without a log line (process shutdown). */
 void bridge_free(struct bridge *br);
 
+/* The next bridge in the proxy's list. */
+struct bridge *bridge_next(const struct bridge *br);
+
+/*
+ * Stop accepting requests on br: the request being received is completed, the responses to
+ * everything in flight are delivered, then br closes. May free br at once.
+ */
+void bridge_drain(struct bridge *br);
+
 #endif

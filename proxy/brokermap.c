@@ -11,6 +11,7 @@
 
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/cluster.h"
 #include "proxy/proxy.h"
 
 struct broker_slot {
@@ -20,7 +21,9 @@ struct broker_slot {
 };
 
 struct brokermap {
-    struct kb_cluster *cl;        /* owner */
+    int refs;                     /* clusters sharing this map */
+    bool retired;                 /* listeners closed; open no more */
+    struct kb_cluster *cl;        /* the newest cluster using it (settings, accepts) */
     struct broker_slot *slots;    /* max_node_id + 1 entries, indexed by node id */
     size_t n_slots;               /* entries in slots */
 };
@@ -33,6 +36,7 @@ brokermap_new(struct kb_cluster *cl)
     if (!m) {
         return NULL;
     }
+    m->refs = 1;
     m->cl = cl;
     m->n_slots = (size_t)cl->cc->max_node_id + 1;
     m->slots = calloc(m->n_slots, sizeof(*m->slots));
@@ -43,19 +47,65 @@ brokermap_new(struct kb_cluster *cl)
     return m;
 }
 
-void
-brokermap_free(struct brokermap *m)
+static void
+brokermap_close_listeners(struct brokermap *m)
 {
     size_t i;
 
-    if (!m) {
-        return;
-    }
     for (i = 0; i < m->n_slots; i++) {
         listener_free(m->slots[i].listener);
+        m->slots[i].listener = NULL;
     }
+}
+
+struct brokermap *
+brokermap_ref(struct brokermap *m)
+{
+    m->refs++;
+    return m;
+}
+
+void
+brokermap_unref(struct brokermap *m)
+{
+    if (!m || --m->refs > 0) {
+        return;
+    }
+    brokermap_close_listeners(m);
     free(m->slots);
     free(m);
+}
+
+bool
+brokermap_compatible(const struct brokermap *m, const struct kb_cluster_conf *cc)
+{
+    const struct kb_cluster_conf *old = m->cl->cc;
+
+    return !m->retired && strcmp(old->listen.host, cc->listen.host) == 0 &&
+           strcmp(old->advertised_host, cc->advertised_host) == 0 &&
+           old->broker_port_base == cc->broker_port_base && old->max_node_id == cc->max_node_id;
+}
+
+void
+brokermap_adopt(struct brokermap *m, struct kb_cluster *cl)
+{
+    size_t i;
+
+    m->cl = cl;
+    for (i = 0; i < m->n_slots; i++) {
+        if (m->slots[i].listener) {
+            listener_adopt(m->slots[i].listener, cl);
+        }
+    }
+}
+
+void
+brokermap_retire(struct brokermap *m, struct kb_cluster *cl)
+{
+    if (m->cl == cl) {
+        m->retired = true;
+        brokermap_close_listeners(m);
+    }
 }
 
 const struct kb_hostport *
@@ -125,7 +175,7 @@ brokermap_map(void *arg, int32_t node_id, const char *host, size_t host_len, int
         return false;
     }
     s = &m->slots[node_id];
-    if (!s->listener) {
+    if (!s->listener && !m->retired) {
         s->listener = listener_new(m->cl, cc->broker_port_base + node_id, node_id, err,
                                    sizeof(err));
         if (!s->listener) {

@@ -22,8 +22,22 @@ struct brokermap_call {
     char err[512];           /* why, when failed */
 };
 
+/* A new, empty map serving for cl (refcount 1). NULL when out of memory. */
 struct brokermap *brokermap_new(struct kb_cluster *cl);
-void brokermap_free(struct brokermap *m);   /* closes the broker listeners; NULL is fine */
+struct brokermap *brokermap_ref(struct brokermap *m);
+void brokermap_unref(struct brokermap *m);  /* at zero closes the listeners; NULL is fine */
+
+/* True when a cluster configured as cc can keep using m (same listener settings). */
+bool brokermap_compatible(const struct brokermap *m, const struct kb_cluster_conf *cc);
+
+/* Makes cl the cluster that m's listeners accept for (reload). */
+void brokermap_adopt(struct brokermap *m, struct kb_cluster *cl);
+
+/*
+ * cl stops serving: when m still serves for cl (no newer cluster adopted it), its listeners
+ * close and it opens no more. Rewriting still works, so no address ever leaks.
+ */
+void brokermap_retire(struct brokermap *m, struct kb_cluster *cl);
 
 /* The upstream address of node_id, or NULL when it was never seen. */
 const struct kb_hostport *brokermap_upstream(const struct brokermap *m, int32_t node_id);

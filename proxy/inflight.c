@@ -44,7 +44,8 @@ inflight_grow(struct inflight *q)
 }
 
 bool
-inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16_t api_version)
+inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16_t api_version,
+              double sent)
 {
     struct inflight_entry *e;
 
@@ -55,6 +56,7 @@ inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16
     e->correlation_id = correlation_id;
     e->api_key = api_key;
     e->api_version = api_version;
+    e->sent = sent;
     q->count++;
     return true;
 }

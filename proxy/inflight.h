@@ -17,6 +17,7 @@ struct inflight_entry {
     int32_t correlation_id;    /* from the request header */
     int16_t api_key;           /* request api key */
     int16_t api_version;       /* request api version */
+    double sent;               /* monotonic time the request was seen (latency metric) */
 };
 
 struct inflight {
@@ -31,7 +32,7 @@ void inflight_free(struct inflight *q);
 
 /* Appends a request. false when the queue is at KB_INFLIGHT_MAX or allocation fails. */
 bool inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key,
-                   int16_t api_version) __attribute__((warn_unused_result));
+                   int16_t api_version, double sent) __attribute__((warn_unused_result));
 
 /* The oldest entry, or NULL when empty. Valid until the next push or pop. */
 const struct inflight_entry *inflight_peek(const struct inflight *q);

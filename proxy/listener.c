@@ -15,6 +15,7 @@
 #include "conf/conf.h"
 #include "proxy/bridge.h"
 #include "proxy/log.h"
+#include "proxy/cluster.h"
 #include "proxy/proxy.h"
 
 struct listener {
@@ -78,6 +79,12 @@ listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err, size_t
     }
     evconnlistener_set_error_cb(l->lev, listener_on_error);
     return l;
+}
+
+void
+listener_adopt(struct listener *l, struct kb_cluster *cl)
+{
+    l->cl = cl;
 }
 
 void

@@ -22,4 +22,7 @@ struct listener *listener_new(struct kb_cluster *cl, int port, int32_t node_id, 
 
 void listener_free(struct listener *l);   /* NULL is fine */
 
+/* Hands the listening socket to cl (a reload): new clients are accepted under cl. */
+void listener_adopt(struct listener *l, struct kb_cluster *cl);
+
 #endif

@@ -34,7 +34,9 @@ usage(FILE *out)
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n"
             "\n"
-            "Signals: SIGTERM/SIGINT stop.\n");
+            "Signals: SIGHUP reloads FILE (an invalid file is rejected, the old config keeps\n"
+            "serving); SIGTERM/SIGINT stop accepting, let requests in flight finish within\n"
+            "drain_timeout_ms, then exit 0 (a second signal exits at once).\n");
 }
 
 /* Builds every cluster's TLS context once, to surface certificate/key errors as config errors. */
@@ -118,7 +120,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_init(conf->log_level, conf->log_format);
     log_info("kbridge %s starting with %s", KB_VERSION, path);
-    proxy = proxy_new(conf, err, sizeof(err));
+    proxy = proxy_new(path, conf, err, sizeof(err));
     conf_unref(conf);
     if (!proxy) {
         log_error("cannot start: %s", err);

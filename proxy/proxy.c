@@ -1,10 +1,10 @@
 /*
- * proxy.c - build the runtime from a config snapshot (TLS context, listen address and
- * bootstrap listener per cluster), run the loop, and tear everything down on a stop signal.
+ * proxy.c - the root object: start-up from a config snapshot, SIGHUP reload (build every new
+ * cluster first; only when all are built, hand listeners over and retire the old clusters),
+ * and SIGTERM/SIGINT drain (stop accepting, let in-flight requests finish, then exit).
  */
 #include "proxy/proxy.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,106 +12,210 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/util.h>
 
 #include "conf/conf.h"
+#include "proxy/admin.h"
 #include "proxy/bridge.h"
-#include "proxy/brokermap.h"
-#include "proxy/listener.h"
+#include "proxy/cluster.h"
 #include "proxy/log.h"
-#include "tls/tlsctx.h"
+#include "proxy/probe.h"
 
-/* Says loudly, once per start, every way this config is weaker than the defaults. */
-static void
-proxy_warn_weakened(const struct kb_cluster_conf *cc)
+static struct kb_cluster *
+proxy_find_cluster(struct kb_proxy *p, const char *name)
 {
-    if (!cc->tls) {
-        cllog(KB_LOG_WARN, cc->name,
-              "SECURITY: tls = off: traffic to the brokers is NOT encrypted (testing only)");
-        return;
-    }
-    if (cc->tls_verify == KB_VERIFY_NONE) {
-        cllog(KB_LOG_WARN, cc->name,
-              "SECURITY: tls_verify = none: broker certificates are NOT verified; anyone on the "
-              "path can impersonate the brokers");
-    } else if (cc->tls_verify == KB_VERIFY_CHAIN) {
-        cllog(KB_LOG_WARN, cc->name,
-              "SECURITY: tls_verify = chain: broker host names are NOT verified");
-    }
-}
+    size_t i;
 
-static bool
-proxy_resolve_listen(struct kb_cluster *cl, char *err, size_t errlen)
-{
-    struct evutil_addrinfo hints, *ai = NULL;
-    char port[16];
-    int rc;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
-    snprintf(port, sizeof(port), "%u", cl->cc->listen.port);
-    rc = evutil_getaddrinfo(cl->cc->listen.host, port, &hints, &ai);
-    if (rc != 0 || !ai) {
-        snprintf(err, errlen, "cluster '%s': cannot resolve listen host '%s': %s", cl->cc->name,
-                 cl->cc->listen.host, evutil_gai_strerror(rc));
-        return false;
-    }
-    memcpy(&cl->listen_ss, ai->ai_addr, ai->ai_addrlen);
-    cl->listen_sslen = (socklen_t)ai->ai_addrlen;
-    evutil_freeaddrinfo(ai);
-    return true;
-}
-
-static bool
-proxy_cluster_start(struct kb_proxy *p, struct kb_cluster *cl, const struct kb_cluster_conf *cc,
-                    char *err, size_t errlen)
-{
-    char lerr[512], addr[KB_HOST_MAX + 16];
-
-    cl->proxy = p;
-    cl->cc = cc;
-    if (cc->tls) {
-        cl->ssl_ctx = tlsctx_new(p->conf, cc, err, errlen);
-        if (!cl->ssl_ctx) {
-            return false;
+    for (i = 0; i < p->n_clusters; i++) {
+        if (strcmp(p->clusters[i]->cc->name, name) == 0) {
+            return p->clusters[i];
         }
     }
-    if (!proxy_resolve_listen(cl, err, errlen)) {
-        return false;
+    return NULL;
+}
+
+static void
+proxy_stop_probes(struct kb_proxy *p)
+{
+    size_t i;
+
+    for (i = 0; p->probes && i < p->n_clusters; i++) {
+        probe_free(p->probes[i]);
     }
-    cl->map = brokermap_new(cl);
-    if (!cl->map) {
+    free(p->probes);
+    p->probes = NULL;
+}
+
+static void
+proxy_start_probes(struct kb_proxy *p)
+{
+    size_t i;
+
+    p->probes = calloc(p->n_clusters, sizeof(*p->probes));
+    for (i = 0; p->probes && i < p->n_clusters; i++) {
+        p->probes[i] = probe_new(p->clusters[i]);
+    }
+}
+
+/*
+ * Builds one cluster per section of conf, replacing the live ones. All or nothing: on failure
+ * the live clusters are untouched and err says why. On success the old clusters are retired
+ * (their open connections carry on) and the new ones listen. A listener that cannot be bound
+ * fails start-up (starting), but on reload only costs that cluster its bootstrap listener.
+ */
+static bool
+proxy_apply(struct kb_proxy *p, struct kb_conf *conf, bool starting, char *err, size_t errlen)
+{
+    bool listening = true;
+    struct kb_cluster **fresh = calloc(conf->n_clusters ? conf->n_clusters : 1, sizeof(*fresh));
+    char lerr[512];
+    size_t i;
+
+    if (!fresh) {
         snprintf(err, errlen, "out of memory");
         return false;
     }
-    cl->bootstrap = listener_new(cl, cc->listen.port, KB_NODE_BOOTSTRAP, lerr, sizeof(lerr));
-    if (!cl->bootstrap) {
-        snprintf(err, errlen, "cluster '%s': %s", cc->name, lerr);
-        return false;
+    for (i = 0; i < conf->n_clusters; i++) {
+        const struct kb_cluster_conf *cc = &conf->clusters[i];
+        fresh[i] = cluster_new(p, conf, cc, proxy_find_cluster(p, cc->name), err, errlen);
+        if (!fresh[i]) {
+            while (i-- > 0) {
+                cluster_unref(fresh[i]);
+            }
+            free(fresh);
+            return false;
+        }
     }
-    proxy_warn_weakened(cc);
-    cllog(KB_LOG_INFO, cc->name,
-          "listening on %s (bootstrap, %zu server%s, first %s:%u); brokers at %s:%d+id; "
-          "tls %s, verify %s, trust store %s",
-          conf_hostport_str(&cc->listen, addr, sizeof(addr)), cc->n_bootstrap,
-          cc->n_bootstrap == 1 ? "" : "s", cc->bootstrap[0].host, cc->bootstrap[0].port,
-          cc->advertised_host, cc->broker_port_base, cc->tls ? "on" : "OFF",
-          cc->tls ? conf_tls_verify_str(cc->tls_verify) : "-",
-          cc->tls ? tlsctx_trust_store_name(cc) : "-");
+    /* Past this point nothing can fail as a whole: swap. */
+    proxy_stop_probes(p);
+    for (i = 0; i < conf->n_clusters; i++) {
+        cluster_takeover(fresh[i], proxy_find_cluster(p, fresh[i]->cc->name));
+    }
+    for (i = 0; i < p->n_clusters; i++) {
+        cluster_retire(p->clusters[i]);
+        cluster_unref(p->clusters[i]);
+    }
+    free(p->clusters);
+    p->clusters = fresh;
+    p->n_clusters = conf->n_clusters;
+    conf_unref(p->conf);
+    p->conf = conf_ref(conf);
+    for (i = 0; i < p->n_clusters; i++) {
+        if (!cluster_listen(p->clusters[i], lerr, sizeof(lerr))) {
+            if (starting) {
+                snprintf(err, errlen, "%s", lerr);
+                return false;
+            }
+            log_error("%s; the cluster's other listeners still serve", lerr);
+            listening = false;
+        }
+    }
+    proxy_start_probes(p);
+    if (!listening) {
+        log_error("reload applied, but not every listener could be opened");
+    }
     return true;
+}
+
+void
+proxy_reload(struct kb_proxy *p)
+{
+    char err[KB_CONF_ERR_MAX], why[512];
+    struct kb_conf *conf;
+
+    if (p->draining) {
+        log_warn("reload ignored: draining");
+        return;
+    }
+    log_info("reloading %s", p->path);
+    conf = conf_load(p->path, err, sizeof(err));
+    if (!conf) {
+        p->registry.reloads_failed++;
+        log_error("reload rejected, keeping the running configuration: %s", err);
+        return;
+    }
+    if (conf_needs_restart(p->conf, conf, why, sizeof(why))) {
+        log_warn("reload: %s: that takes effect at the next restart", why);
+    }
+    if (!proxy_apply(p, conf, false, err, sizeof(err))) {
+        p->registry.reloads_failed++;
+        log_error("reload rejected, keeping the running configuration: %s", err);
+        conf_unref(conf);
+        return;
+    }
+    log_init(conf->log_level, conf->log_format);
+    p->registry.reloads_ok++;
+    log_info("configuration reloaded: %zu cluster%s; open connections keep their settings",
+             p->n_clusters, p->n_clusters == 1 ? "" : "s");
+    conf_unref(conf);
+}
+
+/* --- stopping ------------------------------------------------------------------------------ */
+
+static void
+proxy_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct kb_proxy *p = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("drain_timeout_ms (%d) reached with %zu connection%s still open; closing them",
+             p->conf->drain_timeout_ms, p->n_bridges, p->n_bridges == 1 ? "" : "s");
+    event_base_loopexit(p->base, NULL);
+}
+
+void
+proxy_bridge_closed(struct kb_proxy *p)
+{
+    if (p->draining && p->n_bridges == 0) {
+        log_info("drained: every connection finished");
+        event_base_loopexit(p->base, NULL);
+    }
+}
+
+static void
+proxy_start_drain(struct kb_proxy *p)
+{
+    struct timeval tv;
+    struct bridge *br, *next;
+    size_t i;
+
+    p->draining = true;
+    proxy_stop_probes(p);
+    for (i = 0; i < p->n_clusters; i++) {
+        cluster_retire(p->clusters[i]);
+    }
+    if (p->n_bridges == 0) {
+        event_base_loopexit(p->base, NULL);
+        return;
+    }
+    log_info("draining %zu connection%s (up to %d ms)", p->n_bridges,
+             p->n_bridges == 1 ? "" : "s", p->conf->drain_timeout_ms);
+    tv.tv_sec = p->conf->drain_timeout_ms / 1000;
+    tv.tv_usec = (p->conf->drain_timeout_ms % 1000) * 1000;
+    p->drain_timer = evtimer_new(p->base, proxy_on_drain_timeout, p);
+    if (p->drain_timer) {
+        evtimer_add(p->drain_timer, &tv);
+    }
+    for (br = p->bridges; br; br = next) {
+        next = bridge_next(br);
+        bridge_drain(br);   /* may free br */
+    }
 }
 
 static void
 proxy_on_stop(evutil_socket_t sig, short what, void *arg)
 {
     struct kb_proxy *p = arg;
+    const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
 
     (void)what;
-    log_info("received %s; stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    p->stopping = true;
-    event_base_loopexit(p->base, NULL);
+    if (p->draining) {
+        log_warn("received %s again: stopping now", name);
+        event_base_loopexit(p->base, NULL);
+        return;
+    }
+    log_info("received %s: no new connections; letting requests in flight finish", name);
+    proxy_start_drain(p);
 }
 
 static void
@@ -119,24 +223,25 @@ proxy_on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
-    (void)arg;
-    log_warn("received SIGHUP: configuration reload is not implemented yet; keeping the "
-             "current configuration");
+    proxy_reload(arg);
 }
 
+/* --- life cycle ---------------------------------------------------------------------------- */
+
 struct kb_proxy *
-proxy_new(struct kb_conf *conf, char *err, size_t errlen)
+proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
 {
     struct kb_proxy *p = calloc(1, sizeof(*p));
-    size_t i;
 
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    metrics_registry_init(&p->registry);
     p->conf = conf_ref(conf);
+    p->path = strdup(path);
     p->base = event_base_new();
-    if (!p->base) {
+    if (!p->path || !p->base) {
         snprintf(err, errlen, "cannot create the event loop");
         goto fail;
     }
@@ -154,14 +259,12 @@ proxy_new(struct kb_conf *conf, char *err, size_t errlen)
     evdns_base_set_option(p->dns, "timeout:", "3");
     evdns_base_set_option(p->dns, "attempts:", "2");
     evdns_base_load_hosts(p->dns, NULL);
-    p->clusters = calloc(conf->n_clusters, sizeof(*p->clusters));
-    if (!p->clusters) {
-        snprintf(err, errlen, "out of memory");
+    if (!proxy_apply(p, conf, true, err, errlen)) {
         goto fail;
     }
-    p->n_clusters = conf->n_clusters;
-    for (i = 0; i < conf->n_clusters; i++) {
-        if (!proxy_cluster_start(p, &p->clusters[i], &conf->clusters[i], err, errlen)) {
+    if (conf->has_admin) {
+        p->admin = admin_new(p, err, errlen);
+        if (!p->admin) {
             goto fail;
         }
     }
@@ -190,6 +293,14 @@ proxy_run(struct kb_proxy *p)
     return 0;
 }
 
+static void
+proxy_free_event(struct event *ev)
+{
+    if (ev) {
+        event_free(ev);
+    }
+}
+
 void
 proxy_free(struct kb_proxy *p)
 {
@@ -198,33 +309,28 @@ proxy_free(struct kb_proxy *p)
     if (!p) {
         return;
     }
+    proxy_stop_probes(p);
+    while (p->bridges) {
+        bridge_free(p->bridges);
+    }
     for (i = 0; i < p->n_clusters; i++) {
-        struct kb_cluster *cl = &p->clusters[i];
-        while (cl->bridges) {
-            bridge_free(cl->bridges);
-        }
-        listener_free(cl->bootstrap);
-        brokermap_free(cl->map);
-        if (cl->ssl_ctx) {
-            SSL_CTX_free(cl->ssl_ctx);
-        }
+        cluster_retire(p->clusters[i]);
+        cluster_unref(p->clusters[i]);
     }
     free(p->clusters);
-    if (p->sig_term) {
-        event_free(p->sig_term);
-    }
-    if (p->sig_int) {
-        event_free(p->sig_int);
-    }
-    if (p->sig_hup) {
-        event_free(p->sig_hup);
-    }
+    admin_free(p->admin);
+    proxy_free_event(p->sig_term);
+    proxy_free_event(p->sig_int);
+    proxy_free_event(p->sig_hup);
+    proxy_free_event(p->drain_timer);
     if (p->dns) {
         evdns_base_free(p->dns, 0);
     }
     if (p->base) {
         event_base_free(p->base);
     }
+    metrics_registry_free(&p->registry);
     conf_unref(p->conf);
+    free(p->path);
     free(p);
 }

@@ -14,7 +14,7 @@ test_inflight_fifo_order_across_growth(void)
     inflight_init(&q);
     CHECK(inflight_peek(&q) == NULL);
     for (i = 0; i < 1000; i++) {
-        CHECK(inflight_push(&q, i, (int16_t)(i % 70), (int16_t)(i % 13)));
+        CHECK(inflight_push(&q, i, (int16_t)(i % 70), (int16_t)(i % 13), (double)i));
         if (i % 3 == 0) {   /* interleave pops so the ring wraps while it grows */
             const struct inflight_entry *e = inflight_peek(&q);
             CHECK(e != NULL);
@@ -31,6 +31,7 @@ test_inflight_fifo_order_across_growth(void)
         CHECK_EQ_INT(e->correlation_id, i);
         CHECK_EQ_INT(e->api_key, i % 70);
         CHECK_EQ_INT(e->api_version, i % 13);
+        CHECK(e->sent == (double)i);
         inflight_pop(&q);
     }
     CHECK(inflight_peek(&q) == NULL);
@@ -47,11 +48,11 @@ test_inflight_refuses_beyond_cap(void)
 
     inflight_init(&q);
     for (i = 0; i < KB_INFLIGHT_MAX + 10; i++) {
-        ok += inflight_push(&q, i, 0, 0) ? 1 : 0;
+        ok += inflight_push(&q, i, 0, 0, 0.0) ? 1 : 0;
     }
     CHECK_EQ_INT(ok, KB_INFLIGHT_MAX);
     inflight_pop(&q);
-    CHECK(inflight_push(&q, 1, 0, 0));   /* room again after a response */
+    CHECK(inflight_push(&q, 1, 0, 0, 0.0));   /* room again after a response */
     inflight_free(&q);
 }
 

@@ -1,0 +1,226 @@
+/*
+ * probe.c - periodic brokers-only Metadata exchange per cluster (see probe.h). The exchange is
+ * one request and one response, so the probe reads a single frame and then hangs up.
+ */
+#include "proxy/probe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "kp_api.h"
+#include "kp_frame.h"
+#include "kp_request.h"
+#include "kp_rewrite.h"
+#include "proxy/brokermap.h"
+#include "proxy/cluster.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/proxy.h"
+#include "proxy/upstream.h"
+
+#define KB_PROBE_CORRELATION 0x6b62   /* "kb" */
+
+struct probe {
+    struct kb_cluster *cl;         /* cluster probed (a reference) */
+    struct event *timer;           /* next probe, or the deadline of the current one */
+    struct upstream *connecting;   /* connect attempt under way */
+    struct bufferevent *bev;       /* connected, waiting for the Metadata response */
+    size_t next_bootstrap;         /* round robin over bootstrap_servers */
+    bool failing;                  /* the last probe failed (log changes of state only) */
+};
+
+static void probe_on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void
+probe_reset(struct probe *pr)
+{
+    upstream_cancel(pr->connecting);
+    pr->connecting = NULL;
+    if (pr->bev) {
+        bufferevent_free(pr->bev);
+        pr->bev = NULL;
+    }
+}
+
+/* Ends the current probe, records the outcome and schedules the next one. */
+static void
+probe_done(struct probe *pr, const char *target, const char *why)
+{
+    struct kb_metrics *m = pr->cl->metrics;
+    struct timeval tv = {KB_PROBE_INTERVAL, 0};
+
+    probe_reset(pr);
+    if (why) {
+        snprintf(m->last_error, sizeof(m->last_error), "%s: %s", target, why);
+        cllog(pr->failing ? KB_LOG_DEBUG : KB_LOG_WARN, pr->cl->cc->name,
+              "readiness probe failed: %s: %s", target, why);
+        pr->failing = true;
+    } else {
+        m->last_ready = metrics_now();
+        m->last_error[0] = '\0';
+        if (pr->failing) {
+            cllog(KB_LOG_INFO, pr->cl->cc->name, "readiness probe ok again via %s", target);
+        }
+        pr->failing = false;
+    }
+    evtimer_add(pr->timer, &tv);
+}
+
+static const char *
+probe_target(const struct probe *pr, char *out, size_t outlen)
+{
+    const struct kb_cluster_conf *cc = pr->cl->cc;
+    size_t i = (pr->next_bootstrap + cc->n_bootstrap - 1) % cc->n_bootstrap;
+
+    return conf_hostport_str(&cc->bootstrap[i], out, outlen);
+}
+
+static void
+probe_on_read(struct bufferevent *bev, void *arg)
+{
+    struct probe *pr = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail = evbuffer_get_length(in), size = 0, hlen = 0, off = 0;
+    struct brokermap_call call = {.map = pr->cl->map};
+    char target[KB_HOST_MAX + 16], why[640];
+    struct kp_rewrite_stats stats = {0};
+    struct kp_writer w;
+    const uint8_t *p;
+    enum kp_status st;
+    int32_t cid = 0;
+
+    probe_target(pr, target, sizeof(target));
+    if (avail < KP_FRAME_PREFIX) {
+        return;
+    }
+    p = evbuffer_pullup(in, KP_FRAME_PREFIX);
+    st = kp_frame_size(p, KP_FRAME_PREFIX, pr->cl->conf->max_frame_bytes, &size);
+    if (st != KP_OK) {
+        probe_done(pr, target, "Metadata response has an invalid size");
+        return;
+    }
+    if (avail < KP_FRAME_PREFIX + size) {
+        return;
+    }
+    p = evbuffer_pullup(in, (ev_ssize_t)(KP_FRAME_PREFIX + size));
+    kp_writer_init(&w);
+    st = kp_response_header_decode(p + KP_FRAME_PREFIX, size, KP_API_METADATA, 1, &cid, &hlen);
+    if (st == KP_OK) {
+        st = kp_rewrite_response(KP_API_METADATA, 1, p + KP_FRAME_PREFIX + hlen, size - hlen,
+                                 brokermap_map, &call, &w, &stats, &off);
+    }
+    kp_writer_free(&w);
+    if (st != KP_OK || cid != KB_PROBE_CORRELATION) {
+        snprintf(why, sizeof(why), "bad Metadata response (%s)", kp_status_str(st));
+        probe_done(pr, target, why);
+    } else if (call.failed) {
+        probe_done(pr, target, call.err);
+    } else if (stats.addresses == 0) {
+        probe_done(pr, target, "Metadata response lists no brokers");
+    } else {
+        probe_done(pr, target, NULL);
+    }
+}
+
+static void
+probe_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct probe *pr = arg;
+    char target[KB_HOST_MAX + 16];
+
+    (void)bev;
+    probe_done(pr, probe_target(pr, target, sizeof(target)),
+               (what & BEV_EVENT_EOF) ? "broker closed the connection before answering Metadata"
+                                      : "connection error while waiting for Metadata");
+}
+
+static void
+probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
+{
+    struct probe *pr = arg;
+    char target[KB_HOST_MAX + 16];
+    struct timeval tv;
+    struct kp_writer w;
+
+    pr->connecting = NULL;
+    probe_target(pr, target, sizeof(target));
+    if (!bev) {
+        pr->cl->metrics->failures[metrics_fail_reason(why)]++;
+        probe_done(pr, target, why);
+        return;
+    }
+    pr->bev = bev;
+    kp_writer_init(&w);
+    if (kp_request_metadata_brokers(&w, KB_PROBE_CORRELATION, "kbridge-probe") != KP_OK) {
+        kp_writer_free(&w);
+        probe_done(pr, target, "out of memory");
+        return;
+    }
+    bufferevent_write(bev, w.buf, w.len);
+    kp_writer_free(&w);
+    bufferevent_setcb(bev, probe_on_read, NULL, probe_on_event, pr);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    tv.tv_sec = pr->cl->cc->connect_timeout_ms / 1000;
+    tv.tv_usec = (pr->cl->cc->connect_timeout_ms % 1000) * 1000;
+    evtimer_add(pr->timer, &tv);   /* deadline for the answer */
+}
+
+static void
+probe_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct probe *pr = arg;
+    const struct kb_cluster_conf *cc = pr->cl->cc;
+    const struct kb_hostport *target;
+    char t[KB_HOST_MAX + 16];
+
+    (void)fd;
+    (void)what;
+    if (pr->bev) {   /* the deadline of an exchange under way */
+        probe_done(pr, probe_target(pr, t, sizeof(t)), "no Metadata response in time");
+        return;
+    }
+    target = &cc->bootstrap[pr->next_bootstrap];
+    pr->next_bootstrap = (pr->next_bootstrap + 1) % cc->n_bootstrap;
+    pr->connecting = upstream_connect(pr->cl->proxy->base, pr->cl->proxy->dns, cc,
+                                      pr->cl->ssl_ctx, target, probe_on_upstream, pr);
+    if (!pr->connecting) {
+        probe_done(pr, probe_target(pr, t, sizeof(t)), "out of memory");
+    }
+}
+
+struct probe *
+probe_new(struct kb_cluster *cl)
+{
+    struct probe *pr = calloc(1, sizeof(*pr));
+    struct timeval now = {0, 0};
+
+    if (!pr) {
+        return NULL;
+    }
+    pr->timer = evtimer_new(cl->proxy->base, probe_on_timer, pr);
+    if (!pr->timer) {
+        free(pr);
+        return NULL;
+    }
+    pr->cl = cluster_ref(cl);
+    evtimer_add(pr->timer, &now);
+    return pr;
+}
+
+void
+probe_free(struct probe *pr)
+{
+    if (!pr) {
+        return;
+    }
+    probe_reset(pr);
+    event_free(pr->timer);
+    cluster_unref(pr->cl);
+    free(pr);
+}
