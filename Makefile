@@ -116,7 +116,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(KP_SRC) $(wildcard kafka_protocol/*.h)
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	    ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$n tests/golden/frames; done
+	    ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$n tests/golden/frames tests/fuzz/seeds; done
 
 bench: $(BUILD)/libkp.a
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
