@@ -75,12 +75,18 @@ static const struct conf_key conf_keys[] = {
       true, 0, 0, NULL },
     { CONF_CLUSTER, "bootstrap_servers", CONF_HOSTPORT_LIST, CL(bootstrap), CL(n_bootstrap), NULL,
       true, 0, 0, NULL },
+    { CONF_GLOBAL, "buffer_high_bytes", CONF_SIZE, GL(buffer_high_bytes), 0, "1048576",
+      true, 16384, 1073741824, NULL },
+    { CONF_GLOBAL, "buffer_low_bytes", CONF_SIZE, GL(buffer_low_bytes), 0, "262144",
+      true, 0, 1073741824, NULL },
     { CONF_CLUSTER, "broker_port_base", CONF_INT, CL(broker_port_base), 0, NULL,
       true, 1, 65535, NULL },
     { CONF_CLUSTER, "connect_timeout_ms", CONF_INT, CL(connect_timeout_ms), 0, "10000",
       true, 100, 600000, NULL },
     { CONF_CLUSTER, "connect_to", CONF_CONNECT_TO, CL(connect_to), CL(n_connect_to), "",
       true, 0, 0, NULL },
+    { CONF_CLUSTER, "idle_timeout_ms", CONF_INT, CL(idle_timeout_ms), 0, "600000",
+      true, 0, 86400000, NULL },
     { CONF_CLUSTER, "listen", CONF_HOSTPORT, CL(listen), 0, "127.0.0.1:9092",
       true, 0, 0, NULL },
     { CONF_GLOBAL, "drain_timeout_ms", CONF_INT, GL(drain_timeout_ms), 0, "30000",
@@ -91,6 +97,8 @@ static const struct conf_key conf_keys[] = {
       true, 0, 0, conf_log_level_names },
     { CONF_GLOBAL, "max_frame_bytes", CONF_SIZE, GL(max_frame_bytes), 0, "104857600",
       true, 1024, 1073741824, NULL },
+    { CONF_CLUSTER, "max_connections", CONF_INT, CL(max_connections), 0, "1024",
+      true, 1, 1000000, NULL },
     { CONF_CLUSTER, "max_node_id", CONF_INT, CL(max_node_id), 0, "99",
       true, 0, 65534, NULL },
     { CONF_CLUSTER, "tls", CONF_BOOL, CL(tls), 0, "on",
@@ -99,6 +107,8 @@ static const struct conf_key conf_keys[] = {
       true, 0, 0, NULL },
     { CONF_CLUSTER, "tls_cert_file", CONF_FILE, CL(tls_cert_file), 0, "",
       true, 0, 0, NULL },
+    { CONF_CLUSTER, "tls_handshake_timeout_ms", CONF_INT, CL(tls_handshake_timeout_ms), 0,
+      "10000", true, 100, 600000, NULL },
     { CONF_CLUSTER, "tls_key_file", CONF_FILE, CL(tls_key_file), 0, "",
       true, 0, 0, NULL },
     { CONF_CLUSTER, "tls_sni", CONF_HOST, CL(tls_sni), 0, "",
@@ -1153,6 +1163,12 @@ conf_finish(struct conf_parser *p)
     }
     if (!conf_apply_defaults(p, 0)) {
         return false;
+    }
+    if (p->conf->buffer_low_bytes >= p->conf->buffer_high_bytes) {
+        return conf_fail(p, conf_key_line(p, 0, "buffer_low_bytes"),
+                         "buffer_low_bytes (%zu) must be below buffer_high_bytes (%zu): reading "
+                         "resumes when a queue drains to the low mark",
+                         p->conf->buffer_low_bytes, p->conf->buffer_high_bytes);
     }
     for (i = 1; i <= p->conf->n_clusters; i++) {
         if (!conf_apply_defaults(p, i) || !conf_check_cluster(p, i)) {

@@ -49,7 +49,11 @@ struct kb_cluster_conf {
     char *tls_sni;                 /* NULL: the broker's host name */
     struct kb_connect_to *connect_to; /* may be NULL */
     size_t n_connect_to;           /* entries in connect_to */
-    int connect_timeout_ms;        /* default 10000 */
+    int connect_timeout_ms;        /* DNS + TCP connect, default 10000 */
+    int tls_handshake_timeout_ms;  /* TLS handshake after TCP connect, default 10000 */
+    int idle_timeout_ms;           /* close a client silent this long with nothing in flight;
+                                      0 = never; default 600000 */
+    int max_connections;           /* client connections at once, default 1024 */
     int line_tls_ca_file;          /* line of each TLS file key, 0 if unset: for later errors */
     int line_tls_cert_file;
     int line_tls_key_file;
@@ -65,6 +69,8 @@ struct kb_conf {
     struct kb_hostport admin_listen; /* when has_admin */
     size_t max_frame_bytes;        /* default 104857600 */
     int drain_timeout_ms;          /* SIGTERM: time in-flight requests get to finish (30000) */
+    size_t buffer_high_bytes;      /* stop reading a side when its peer has this queued */
+    size_t buffer_low_bytes;       /* resume once the queue drains to this (< high) */
     struct kb_cluster_conf *clusters; /* array, in file order */
     size_t n_clusters;             /* >= 1 */
 };

@@ -325,7 +325,8 @@ test_conf_dump_format(void)
     char *t = c ? dump_text(c, "dump.ini") : NULL;
 
     CHECK(t != NULL);
-    CHECK_STR_CONTAINS(t, "[global]\nadmin_listen = 127.0.0.1:9644\ndrain_timeout_ms = 30000\n"
+    CHECK_STR_CONTAINS(t, "[global]\nadmin_listen = 127.0.0.1:9644\nbuffer_high_bytes = 1048576\n"
+                          "buffer_low_bytes = 262144\ndrain_timeout_ms = 30000\n"
                           "log_format = json\n"
                           "log_level = debug\nmax_frame_bytes = 1048576\n");
     CHECK_STR_CONTAINS(t, "bootstrap_servers = b-1.example.com:9094,b-2.example.com:9094,"
