@@ -32,8 +32,6 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
-#define KB_HIGH_WATER (1024 * 1024)  /* stop reading a side when its peer has this queued */
-#define KB_LOW_WATER (256 * 1024)    /* resume once the peer's queue is down to this */
 #define KB_HEADER_PEEK 64            /* first guess of how many bytes a request header needs */
 #define KB_LINGER_SEC 10             /* bound on flushing the other side after one side ends */
 
@@ -158,11 +156,14 @@ bridge_upstream_str(const struct bridge *br, char *out, size_t outlen)
 
 /* --- flow control ------------------------------------------------------------------------ */
 
-/* Stops reading `from` while `to` has too much queued; `to`'s write callback resumes it. */
+/*
+ * Stops reading `from` while `to` has buffer_high_bytes or more queued; `to`'s write callback
+ * (low watermark buffer_low_bytes) resumes it.
+ */
 static void
-bridge_throttle(struct bufferevent *from, struct bufferevent *to)
+bridge_throttle(struct bridge *br, struct bufferevent *from, struct bufferevent *to)
 {
-    if (evbuffer_get_length(bufferevent_get_output(to)) >= KB_HIGH_WATER) {
+    if (evbuffer_get_length(bufferevent_get_output(to)) >= br->cl->conf->buffer_high_bytes) {
         bufferevent_disable(from, EV_READ);
     }
 }
@@ -294,7 +295,7 @@ bridge_pump_requests(struct bridge *br)
         br->bytes_up += n;
         br->cl->metrics->bytes_up += n;
     }
-    bridge_throttle(br->client, br->server);
+    bridge_throttle(br, br->client, br->server);
     return true;
 }
 
@@ -463,7 +464,7 @@ bridge_pump_responses(struct bridge *br)
         br->bytes_down += n;
         br->cl->metrics->bytes_down += n;
     }
-    bridge_throttle(br->server, br->client);
+    bridge_throttle(br, br->server, br->client);
     if (br->draining && br->inflight.count == 0 && br->req_remaining == 0 &&
         br->resp_remaining == 0) {
         bridge_finish(br, "drained: every request in flight was answered");
@@ -559,7 +560,16 @@ bridge_on_client_event(struct bufferevent *bev, short what, void *arg)
 {
     struct bridge *br = arg;
 
-    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT) {
+        /* Silent, but waiting for a response (a long-poll Fetch) is not idle. */
+        if (br->inflight.count > 0 || br->req_remaining > 0 || br->resp_remaining > 0) {
+            bufferevent_enable(bev, EV_READ);
+            return;
+        }
+        bridge_close(br, KB_LOG_INFO, "idle for %d ms with nothing in flight (idle_timeout_ms)",
+                     br->cl->cc->idle_timeout_ms);
+        return;
+    }
     if (what & BEV_EVENT_EOF) {
         bridge_close(br, KB_LOG_INFO, "client closed the connection");
     } else {
@@ -617,8 +627,13 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     brlog(br, KB_LOG_INFO, "connected to %s: %s", up, upstream_describe(bev, tls, sizeof(tls)));
     bufferevent_setcb(br->server, bridge_on_server_read, bridge_on_server_drained,
                       bridge_on_server_event, br);
-    bufferevent_setwatermark(br->server, EV_WRITE, KB_LOW_WATER, 0);
+    bufferevent_setwatermark(br->server, EV_WRITE, br->cl->conf->buffer_low_bytes, 0);
     bufferevent_enable(br->server, EV_READ | EV_WRITE);
+    if (br->cl->cc->idle_timeout_ms > 0) {
+        struct timeval idle = {br->cl->cc->idle_timeout_ms / 1000,
+                               (br->cl->cc->idle_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(br->client, &idle, NULL);
+    }
     bufferevent_enable(br->client, EV_READ | EV_WRITE);
     bridge_pump_requests(br);   /* requests that arrived while connecting */
 }
@@ -651,11 +666,20 @@ void
 bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *peer,
            socklen_t peerlen, int32_t node_id)
 {
-    struct bridge *br = calloc(1, sizeof(*br));
+    struct bridge *br;
     char host[64] = "?", serv[16] = "?";
     int one = 1;
 
     (void)peerlen;
+    if (cl->metrics->clients_active >= cl->cc->max_connections) {
+        evutil_closesocket(fd);
+        cl->metrics->clients_rejected++;
+        cllog(KB_LOG_WARN, cl->cc->name,
+              "refused a client: max_connections (%d) reached; raise max_connections or find "
+              "the client that leaks connections", cl->cc->max_connections);
+        return;
+    }
+    br = calloc(1, sizeof(*br));
     if (!br) {
         evutil_closesocket(fd);
         cllog(KB_LOG_ERROR, cl->cc->name, "out of memory accepting a client");
@@ -695,7 +719,7 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
     /* Client bytes wait in the kernel until the upstream is ready. */
     bufferevent_setcb(br->client, bridge_on_client_read, bridge_on_client_drained,
                       bridge_on_client_event, br);
-    bufferevent_setwatermark(br->client, EV_WRITE, KB_LOW_WATER, 0);
+    bufferevent_setwatermark(br->client, EV_WRITE, br->cl->conf->buffer_low_bytes, 0);
     bufferevent_disable(br->client, EV_READ);
     if (node_id == KB_NODE_BOOTSTRAP) {
         brlog(br, KB_LOG_DEBUG, "accepted on the bootstrap listener");

@@ -261,6 +261,9 @@ metrics_render(const struct kb_registry *r, struct evbuffer *out)
     RENDER_SIMPLE(out, r, "kbridge_client_connections_total", "counter",
                   "Client connections accepted.", "%llu",
                   (unsigned long long)m_->clients_total);
+    RENDER_SIMPLE(out, r, "kbridge_client_connections_rejected_total", "counter",
+                  "Client connections refused because max_connections was reached.", "%llu",
+                  (unsigned long long)m_->clients_rejected);
     render_brokers(out, r, "kbridge_upstream_connections_active", "gauge",
                    "Upstream (TLS) connections open now, by broker.", true);
     render_brokers(out, r, "kbridge_upstream_connections_total", "counter",

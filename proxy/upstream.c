@@ -116,9 +116,10 @@ upstream_on_timeout(evutil_socket_t fd, short what, void *arg)
                  u->cc->connect_timeout_ms, dial);
     } else {
         snprintf(why, sizeof(why),
-                 "not TLS? the TLS handshake with %s timed out after %d ms: the peer accepted "
-                 "TCP but never answered the ClientHello (plaintext port? MSK TLS is 9094)",
-                 dial, u->cc->connect_timeout_ms);
+                 "not TLS? the TLS handshake with %s timed out after %d ms "
+                 "(tls_handshake_timeout_ms): the peer accepted TCP but never completed the "
+                 "handshake (plaintext port? MSK TLS is 9094)",
+                 dial, u->cc->tls_handshake_timeout_ms);
     }
     upstream_finish(u, why);
 }
@@ -161,6 +162,7 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
 static bool
 upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t whylen)
 {
+    struct timeval tv;
     char err[512];
 
     u->ssl = tlsconn_new(u->ctx, u->cc, u->name.host, err, sizeof(err));
@@ -179,6 +181,9 @@ upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t why
     }
     bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
     u->phase = UP_HANDSHAKE;
+    tv.tv_sec = u->cc->tls_handshake_timeout_ms / 1000;
+    tv.tv_usec = (u->cc->tls_handshake_timeout_ms % 1000) * 1000;
+    evtimer_add(u->timer, &tv);   /* re-armed: the handshake gets its own budget */
     bufferevent_setcb(u->bev, NULL, NULL, upstream_on_tls_event, u);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     return true;
