@@ -12,7 +12,7 @@ SAN     ?=
 CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS_ALL := $(SAN) $(LDFLAGS)
 
-PKGS      := libevent libevent_openssl openssl inih
+PKGS      := libevent libevent_openssl openssl inih rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -78,7 +78,7 @@ $(BUILD)/tests/test_golden: tests/golden/test_golden.c tests/test.h $(BUILD)/lib
 # The TLS test cluster: librdkafka's mock brokers behind TLS endpoints (tests only).
 $(BUILD)/kbmock: tests/integration/kbmock.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS_ALL) $(PKG_LIBS) -lrdkafka -lpthread
+	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread
 mock: $(BUILD)/kbmock
 
 unit-test: $(UNIT_BIN)

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
+#include "proxy/check.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "tls/tlsctx.h"
@@ -23,6 +24,7 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: kbridge [-c FILE] [--check-config]\n"
+            "       kbridge check [-c FILE] [--cluster NAME] [--json] [--produce-test TOPIC]\n"
             "       kbridge --version | --help\n"
             "\n"
             "Plaintext Kafka on localhost in, verified TLS to the brokers out; every broker\n"
@@ -33,6 +35,10 @@ usage(FILE *out)
             "                      configuration, exit 0 if valid, 2 if not\n"
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n"
+            "\n"
+            "kbridge check runs DNS, TCP, TLS, chain, host name and Kafka checks against every\n"
+            "bootstrap server and broker, and says what is wrong and how to fix it (exit 0 ok,\n"
+            "1 a check failed, 2 configuration error). See kbridge check --help.\n"
             "\n"
             "Signals: SIGHUP reloads FILE (an invalid file is rejected, the old config keeps\n"
             "serving); SIGTERM/SIGINT stop accepting, let requests in flight finish within\n"
@@ -78,6 +84,9 @@ main(int argc, char **argv)
     char err[1024];
     int c, rc;
 
+    if (argc > 1 && strcmp(argv[1], "check") == 0) {
+        return check_main(argc - 1, argv + 1);   /* argv[0] becomes "check" */
+    }
     while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

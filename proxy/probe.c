@@ -1,6 +1,7 @@
 /*
- * probe.c - periodic brokers-only Metadata exchange per cluster (see probe.h). The exchange is
- * one request and one response, so the probe reads a single frame and then hangs up.
+ * probe.c - periodic brokers-only Metadata exchange per cluster (see probe.h): ApiVersions v0
+ * to pick a Metadata version the broker serves (Kafka 4 dropped v0-v3, old brokers lack v4),
+ * then Metadata, then hang up. One request in flight at a time.
  */
 #include "proxy/probe.h"
 
@@ -24,7 +25,8 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
-#define KB_PROBE_CORRELATION 0x6b62   /* "kb" */
+#define KB_PROBE_CORR_VERSIONS 0x6b61   /* correlation ids: "ka" */
+#define KB_PROBE_CORR_METADATA 0x6b62   /* "kb" */
 
 struct probe {
     struct kb_cluster *cl;         /* cluster probed (a reference) */
@@ -32,6 +34,7 @@ struct probe {
     struct upstream *connecting;   /* connect attempt under way */
     struct bufferevent *bev;       /* connected, waiting for the Metadata response */
     size_t next_bootstrap;         /* round robin over bootstrap_servers */
+    int md_version;                /* Metadata version asked for; 0 while ApiVersions runs */
     bool failing;                  /* the last probe failed (log changes of state only) */
 };
 
@@ -81,43 +84,69 @@ probe_target(const struct probe *pr, char *out, size_t outlen)
     return conf_hostport_str(&cc->bootstrap[i], out, outlen);
 }
 
-static void
-probe_on_read(struct bufferevent *bev, void *arg)
+/* Queues one request frame; false (after probe_done) when it cannot be built. */
+static bool
+probe_send(struct probe *pr, const char *target, int md_version)
 {
-    struct probe *pr = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t avail = evbuffer_get_length(in), size = 0, hlen = 0, off = 0;
-    struct brokermap_call call = {.map = pr->cl->map};
-    char target[KB_HOST_MAX + 16], why[640];
-    struct kp_rewrite_stats stats = {0};
     struct kp_writer w;
-    const uint8_t *p;
     enum kp_status st;
-    int32_t cid = 0;
 
-    probe_target(pr, target, sizeof(target));
-    if (avail < KP_FRAME_PREFIX) {
-        return;
-    }
-    p = evbuffer_pullup(in, KP_FRAME_PREFIX);
-    st = kp_frame_size(p, KP_FRAME_PREFIX, pr->cl->conf->max_frame_bytes, &size);
-    if (st != KP_OK) {
-        probe_done(pr, target, "Metadata response has an invalid size");
-        return;
-    }
-    if (avail < KP_FRAME_PREFIX + size) {
-        return;
-    }
-    p = evbuffer_pullup(in, (ev_ssize_t)(KP_FRAME_PREFIX + size));
     kp_writer_init(&w);
-    st = kp_response_header_decode(p + KP_FRAME_PREFIX, size, KP_API_METADATA, 1, &cid, &hlen);
+    st = md_version ? kp_request_metadata_brokers(&w, (int16_t)md_version,
+                                                  KB_PROBE_CORR_METADATA, "kbridge-probe")
+                    : kp_request_api_versions(&w, KB_PROBE_CORR_VERSIONS, "kbridge-probe");
     if (st == KP_OK) {
-        st = kp_rewrite_response(KP_API_METADATA, 1, p + KP_FRAME_PREFIX + hlen, size - hlen,
-                                 brokermap_map, &call, &w, &stats, &off);
+        bufferevent_write(pr->bev, w.buf, w.len);
     }
     kp_writer_free(&w);
-    if (st != KP_OK || cid != KB_PROBE_CORRELATION) {
-        snprintf(why, sizeof(why), "bad Metadata response (%s)", kp_status_str(st));
+    if (st != KP_OK) {
+        probe_done(pr, target, "cannot build the probe request");
+        return false;
+    }
+    pr->md_version = md_version;
+    return true;
+}
+
+/* The ApiVersions answer: pick the Metadata version and ask for the brokers. */
+static void
+probe_on_versions(struct probe *pr, const char *target, const uint8_t *body, size_t len)
+{
+    struct kp_api_range md = {0, 0, -1, -1};
+    char why[160];
+    int v;
+
+    if (kp_response_api_versions_v0(body, len, KP_API_METADATA, &md) != KP_OK || md.error) {
+        snprintf(why, sizeof(why), "bad ApiVersions response (error code %d)", md.error);
+        probe_done(pr, target, why);
+        return;
+    }
+    v = kp_request_metadata_version(md.min, md.max);
+    if (v < 0) {
+        snprintf(why, sizeof(why), "broker serves Metadata v%d-v%d only", md.min, md.max);
+        probe_done(pr, target, why);
+        return;
+    }
+    probe_send(pr, target, v);
+}
+
+/* The Metadata answer: teach the broker map, and count the cluster as ready. */
+static void
+probe_on_metadata(struct probe *pr, const char *target, const uint8_t *body, size_t len)
+{
+    struct brokermap_call call = {.map = pr->cl->map};
+    struct kp_rewrite_stats stats = {0};
+    struct kp_writer w;
+    enum kp_status st;
+    size_t off = 0;
+    char why[640];
+
+    kp_writer_init(&w);
+    st = kp_rewrite_response(KP_API_METADATA, (int16_t)pr->md_version, body, len, brokermap_map,
+                             &call, &w, &stats, &off);
+    kp_writer_free(&w);
+    if (st != KP_OK) {
+        snprintf(why, sizeof(why), "bad Metadata v%d response (%s at byte %zu)", pr->md_version,
+                 kp_status_str(st), off);
         probe_done(pr, target, why);
     } else if (call.failed) {
         probe_done(pr, target, call.err);
@@ -125,6 +154,49 @@ probe_on_read(struct bufferevent *bev, void *arg)
         probe_done(pr, target, "Metadata response lists no brokers");
     } else {
         probe_done(pr, target, NULL);
+    }
+}
+
+static void
+probe_on_read(struct bufferevent *bev, void *arg)
+{
+    struct probe *pr = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail = evbuffer_get_length(in), size = 0, hlen = 0;
+    int16_t api = pr->md_version ? KP_API_METADATA : KP_API_API_VERSIONS;
+    int16_t version = (int16_t)pr->md_version;
+    char target[KB_HOST_MAX + 16];
+    uint8_t *p;
+    int32_t cid = 0;
+
+    probe_target(pr, target, sizeof(target));
+    if (avail < KP_FRAME_PREFIX) {
+        return;
+    }
+    p = evbuffer_pullup(in, KP_FRAME_PREFIX);
+    if (kp_frame_size(p, KP_FRAME_PREFIX, pr->cl->conf->max_frame_bytes, &size) != KP_OK) {
+        probe_done(pr, target, "response frame with an invalid size");
+        return;
+    }
+    if (avail < KP_FRAME_PREFIX + size) {
+        return;
+    }
+    p = evbuffer_pullup(in, (ev_ssize_t)(KP_FRAME_PREFIX + size));
+    if (kp_response_header_decode(p + KP_FRAME_PREFIX, size, api, version, &cid, &hlen) !=
+            KP_OK ||
+        cid != (pr->md_version ? KB_PROBE_CORR_METADATA : KB_PROBE_CORR_VERSIONS)) {
+        probe_done(pr, target, "response does not answer the probe's request");
+        return;
+    }
+    p += KP_FRAME_PREFIX + hlen;
+    size -= hlen;
+    if (pr->md_version) {
+        probe_on_metadata(pr, target, p, size);   /* ends the probe */
+        return;
+    }
+    probe_on_versions(pr, target, p, size);
+    if (pr->bev) {
+        evbuffer_drain(in, KP_FRAME_PREFIX + hlen + size);
     }
 }
 
@@ -146,7 +218,6 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     struct probe *pr = arg;
     char target[KB_HOST_MAX + 16];
     struct timeval tv;
-    struct kp_writer w;
 
     pr->connecting = NULL;
     probe_target(pr, target, sizeof(target));
@@ -156,14 +227,9 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
         return;
     }
     pr->bev = bev;
-    kp_writer_init(&w);
-    if (kp_request_metadata_brokers(&w, KB_PROBE_CORRELATION, "kbridge-probe") != KP_OK) {
-        kp_writer_free(&w);
-        probe_done(pr, target, "out of memory");
+    if (!probe_send(pr, target, 0)) {
         return;
     }
-    bufferevent_write(bev, w.buf, w.len);
-    kp_writer_free(&w);
     bufferevent_setcb(bev, probe_on_read, NULL, probe_on_event, pr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     tv.tv_sec = pr->cl->cc->connect_timeout_ms / 1000;
