@@ -270,17 +270,31 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
     return STEP_DONE;
 }
 
-/* Forwards every request byte available. Returns false when the bridge was closed. */
+/* One direction of a bridge, for bridge_pump(). */
+struct pump_dir {
+    struct bufferevent *from;        /* read side */
+    struct bufferevent *to;          /* write side */
+    size_t *remaining;               /* bytes of the current frame still to move */
+    uint64_t *bytes;                 /* this bridge's byte counter */
+    uint64_t *metric;                /* the cluster's byte counter */
+    enum frame_step (*start)(struct bridge *, struct evbuffer *); /* look at a new frame */
+};
+
+/*
+ * Moves every complete-enough frame from d->from to d->to: start() looks at each new frame
+ * (and may consume it whole, e.g. a rewritten response); the rest of a frame is moved by length.
+ * Then throttles d->from if d->to is too full. Returns false when the bridge was closed.
+ */
 static bool
-bridge_pump_requests(struct bridge *br)
+bridge_pump(struct bridge *br, const struct pump_dir *d)
 {
-    struct evbuffer *in = bufferevent_get_input(br->client);
-    struct evbuffer *out = bufferevent_get_output(br->server);
+    struct evbuffer *in = bufferevent_get_input(d->from);
+    struct evbuffer *out = bufferevent_get_output(d->to);
     size_t avail, n;
 
     while ((avail = evbuffer_get_length(in)) > 0) {
-        if (br->req_remaining == 0) {
-            enum frame_step step = bridge_start_request(br, in);
+        if (*d->remaining == 0) {
+            enum frame_step step = d->start(br, in);
             if (step == STEP_CLOSED) {
                 return false;
             }
@@ -289,14 +303,24 @@ bridge_pump_requests(struct bridge *br)
             }
             continue;
         }
-        n = avail < br->req_remaining ? avail : br->req_remaining;
+        n = avail < *d->remaining ? avail : *d->remaining;
         evbuffer_remove_buffer(in, out, n);
-        br->req_remaining -= n;
-        br->bytes_up += n;
-        br->cl->metrics->bytes_up += n;
+        *d->remaining -= n;
+        *d->bytes += n;
+        *d->metric += n;
     }
-    bridge_throttle(br, br->client, br->server);
+    bridge_throttle(br, d->from, d->to);
     return true;
+}
+
+/* Forwards every request byte available. Returns false when the bridge was closed. */
+static bool
+bridge_pump_requests(struct bridge *br)
+{
+    const struct pump_dir d = {br->client, br->server, &br->req_remaining, &br->bytes_up,
+                               &br->cl->metrics->bytes_up, bridge_start_request};
+
+    return bridge_pump(br, &d);
 }
 
 static void
@@ -443,28 +467,12 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
 static bool
 bridge_pump_responses(struct bridge *br)
 {
-    struct evbuffer *in = bufferevent_get_input(br->server);
-    struct evbuffer *out = bufferevent_get_output(br->client);
-    size_t avail, n;
+    const struct pump_dir d = {br->server, br->client, &br->resp_remaining, &br->bytes_down,
+                               &br->cl->metrics->bytes_down, bridge_start_response};
 
-    while ((avail = evbuffer_get_length(in)) > 0) {
-        if (br->resp_remaining == 0) {
-            enum frame_step step = bridge_start_response(br, in);
-            if (step == STEP_CLOSED) {
-                return false;
-            }
-            if (step == STEP_WAIT) {
-                break;
-            }
-            continue;
-        }
-        n = avail < br->resp_remaining ? avail : br->resp_remaining;
-        evbuffer_remove_buffer(in, out, n);
-        br->resp_remaining -= n;
-        br->bytes_down += n;
-        br->cl->metrics->bytes_down += n;
+    if (!bridge_pump(br, &d)) {
+        return false;
     }
-    bridge_throttle(br, br->server, br->client);
     if (br->draining && br->inflight.count == 0 && br->req_remaining == 0 &&
         br->resp_remaining == 0) {
         bridge_finish(br, "drained: every request in flight was answered");
@@ -614,7 +622,8 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
             bridge_connect_next(br);
             return;
         }
-        bridge_close(br, KB_LOG_ERROR, "%s",
+        /* The cause was the one error line above; the close itself is routine. */
+        bridge_close(br, KB_LOG_INFO, "%s",
                      br->node_id == KB_NODE_BOOTSTRAP
                          ? "no bootstrap server could be reached; the client will retry"
                          : "broker unreachable; the client will retry");
@@ -630,8 +639,7 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     bufferevent_setwatermark(br->server, EV_WRITE, br->cl->conf->buffer_low_bytes, 0);
     bufferevent_enable(br->server, EV_READ | EV_WRITE);
     if (br->cl->cc->idle_timeout_ms > 0) {
-        struct timeval idle = {br->cl->cc->idle_timeout_ms / 1000,
-                               (br->cl->cc->idle_timeout_ms % 1000) * 1000};
+        struct timeval idle = metrics_timeval_ms(br->cl->cc->idle_timeout_ms);
         bufferevent_set_timeouts(br->client, &idle, NULL);
     }
     bufferevent_enable(br->client, EV_READ | EV_WRITE);

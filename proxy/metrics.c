@@ -50,6 +50,14 @@ metrics_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct timeval
+metrics_timeval_ms(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    return tv;
+}
+
 void
 metrics_registry_init(struct kb_registry *r)
 {

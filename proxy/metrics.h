@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 struct evbuffer;
 
@@ -83,6 +84,9 @@ enum kb_fail_reason metrics_fail_reason(const char *why);
 
 /* Monotonic clock in seconds. */
 double metrics_now(void);
+
+/* A timeval of ms milliseconds, for libevent timers. */
+struct timeval metrics_timeval_ms(int ms);
 
 /* Appends every metric in the Prometheus text exposition format (0.0.4) to out. */
 void metrics_render(const struct kb_registry *r, struct evbuffer *out);

@@ -232,8 +232,7 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     }
     bufferevent_setcb(bev, probe_on_read, NULL, probe_on_event, pr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
-    tv.tv_sec = pr->cl->cc->connect_timeout_ms / 1000;
-    tv.tv_usec = (pr->cl->cc->connect_timeout_ms % 1000) * 1000;
+    tv = metrics_timeval_ms(pr->cl->cc->connect_timeout_ms);
     evtimer_add(pr->timer, &tv);   /* deadline for the answer */
 }
 

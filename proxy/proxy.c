@@ -190,8 +190,7 @@ proxy_start_drain(struct kb_proxy *p)
     }
     log_info("draining %zu connection%s (up to %d ms)", p->n_bridges,
              p->n_bridges == 1 ? "" : "s", p->conf->drain_timeout_ms);
-    tv.tv_sec = p->conf->drain_timeout_ms / 1000;
-    tv.tv_usec = (p->conf->drain_timeout_ms % 1000) * 1000;
+    tv = metrics_timeval_ms(p->conf->drain_timeout_ms);
     p->drain_timer = evtimer_new(p->base, proxy_on_drain_timeout, p);
     if (p->drain_timer) {
         evtimer_add(p->drain_timer, &tv);

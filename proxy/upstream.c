@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "conf/conf.h"
+#include "proxy/metrics.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
 
@@ -181,8 +182,7 @@ upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t why
     }
     bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
     u->phase = UP_HANDSHAKE;
-    tv.tv_sec = u->cc->tls_handshake_timeout_ms / 1000;
-    tv.tv_usec = (u->cc->tls_handshake_timeout_ms % 1000) * 1000;
+    tv = metrics_timeval_ms(u->cc->tls_handshake_timeout_ms);
     evtimer_add(u->timer, &tv);   /* re-armed: the handshake gets its own budget */
     bufferevent_setcb(u->bev, NULL, NULL, upstream_on_tls_event, u);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
@@ -245,8 +245,7 @@ upstream_connect(struct event_base *base, struct evdns_base *dns, const struct k
     if (!u->timer || !u->bev) {
         goto fail;
     }
-    tv.tv_sec = cc->connect_timeout_ms / 1000;
-    tv.tv_usec = (cc->connect_timeout_ms % 1000) * 1000;
+    tv = metrics_timeval_ms(cc->connect_timeout_ms);
     evtimer_add(u->timer, &tv);
     bufferevent_setcb(u->bev, NULL, NULL, upstream_on_tcp_event, u);
     /* Deferred callbacks: a failure found inside this call (a numeric host, a refused loopback
