@@ -1,0 +1,391 @@
+"""Fixtures for kbridge's integration tests: kbmock (a TLS "MSK-like" cluster built on librdkafka's
+mock brokers), kbridge itself, free ports, and bounded subprocess helpers for real Kafka clients.
+
+Everything here is bounded in time: every wait has a deadline, every subprocess a timeout, and a
+per-test watchdog (faulthandler) ends the run with a traceback if a test still hangs. Child
+processes get PR_SET_PDEATHSIG so they die with pytest.
+
+Environment: KB_BUILD = absolute build dir with kbridge, kbmock and certs/ (default: <repo>/build).
+"""
+import ctypes
+import faulthandler
+import json
+import os
+import queue
+import random
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+BUILD = Path(os.environ.get("KB_BUILD") or REPO / "build").resolve()
+TEST_TIMEOUT = float(os.environ.get("KB_TEST_TIMEOUT", "150"))  # seconds, whole test incl. fixtures
+KCAT = "kcat"
+
+# Causes kbridge puts in its one error line when an upstream connection fails.
+CAUSES = (
+    "DNS failure",
+    "connection refused",
+    "connect timed out",
+    "certificate not trusted",
+    "hostname mismatch",
+    "certificate expired",
+    "not TLS",
+)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    """preexec_fn: SIGTERM the child if pytest dies (PR_SET_PDEATHSIG = 1)."""
+    _libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def run(cmd, timeout=30, input=None, env=None, cwd=None):
+    """Runs cmd (list) with a hard timeout; returns CompletedProcess with text stdout/stderr."""
+    try:
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                              env=env, cwd=cwd, preexec_fn=_die_with_parent)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        pytest.fail(f"{cmd[0]} did not finish within {timeout}s: {' '.join(map(str, cmd))}\n"
+                    f"stdout (tail): {out[-2000:]}\nstderr (tail): {err[-2000:]}")
+
+
+def error_lines(log_text):
+    """kbridge log lines at error level (the level is the upper-case word ERROR)."""
+    return [l for l in log_text.splitlines() if re.search(r"\bERROR\b", l)]
+
+
+# --- watchdog and failure reports ----------------------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _failed(request):
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or rep.failed
+
+
+@pytest.fixture(autouse=True)
+def _watchdog():
+    """Hard per-test limit: dump every thread's stack and exit if a test (or fixture) hangs."""
+    faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+# --- build products ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def build_dir():
+    for name in ("kbridge", "kbmock"):
+        if not os.access(BUILD / name, os.X_OK):
+            pytest.fail(f"{BUILD / name} missing: run `make {BUILD.name}/{name}` or set KB_BUILD")
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def certs(build_dir):
+    d = build_dir / "certs"
+    if not (d / "ca.pem").exists():
+        r = run(["sh", str(HERE / "gen_certs.sh"), str(d)], timeout=60)
+        assert r.returncode == 0, r.stderr
+    return d
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+def _bindable(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    """A port nothing listens on right now (taken from the kernel's ephemeral range)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class PortBlock:
+    """listen = first port; node N is served at base + N, base = listen + 1 (kbridge's default)."""
+
+    def __init__(self, listen, max_node_id):
+        self.listen = listen
+        self.base = listen + 1
+        self.max_node_id = max_node_id
+
+    def node(self, node_id):
+        return self.base + node_id
+
+
+_LOW, _HIGH = 20000, 28999  # below Linux's default ephemeral range (32768-60999), so kbmock's
+_next_block = [random.randrange(_LOW, _HIGH)]  # and the clients' own ports never land here
+
+
+@pytest.fixture
+def ports():
+    """ports(max_node_id=5) -> PortBlock of max_node_id + 2 contiguous free ports."""
+
+    def alloc(max_node_id=5):
+        size = max_node_id + 2
+        for _ in range(200):
+            start = _next_block[0]
+            if start + size > _HIGH:
+                start = _LOW
+            _next_block[0] = start + size
+            if all(_bindable(p) for p in range(start, start + size)):
+                return PortBlock(start, max_node_id)
+        pytest.fail("no free block of %d ports in %d-%d" % (size, _LOW, _HIGH))
+
+    return alloc
+
+
+# --- kbmock --------------------------------------------------------------------------------------
+
+class Broker:
+    def __init__(self, node_id, advertised, tls):
+        self.id = node_id
+        self.advertised = advertised           # "127.0.0.1:P", what the mock puts in metadata
+        self.tls = None if tls == "-" else tls  # "127.0.0.1:T" (== advertised in msk mode)
+
+    @property
+    def port(self):
+        return int(self.advertised.rsplit(":", 1)[1])
+
+    @property
+    def tls_port(self):
+        return int(self.tls.rsplit(":", 1)[1]) if self.tls else None
+
+
+class KbMock:
+    """A running kbmock. Its stdout is read on a thread; commands get their reply line back."""
+
+    def __init__(self, build, certs_dir, tmp_path, mode, cert, topics, brokers, bootstrap_port,
+                 tag):
+        cmd = [str(build / "kbmock"), "--certs", str(certs_dir), "--brokers", str(brokers),
+               "--cert", cert, "--mode", mode]
+        for t in topics:
+            cmd += ["--topic", t]
+        if bootstrap_port:
+            cmd += ["--bootstrap-port", str(bootstrap_port)]
+        self.mode = mode
+        self.log_path = tmp_path / f"kbmock-{tag}.log"
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, text=True, bufsize=1,
+                                         preexec_fn=_die_with_parent)
+        self._lines = queue.Queue()
+        threading.Thread(target=self._reader, daemon=True).start()
+        self.brokers = {}
+        self.bootstrap = []
+        deadline = time.monotonic() + 20
+        while True:
+            line = self._next_line(deadline, "READY")
+            if line == "READY":
+                break
+            m = re.match(r"BROKER (\d+) advertised=(\S+) tls=(\S+)$", line)
+            if m:
+                self.brokers[int(m.group(1))] = Broker(int(m.group(1)), m.group(2), m.group(3))
+            elif line.startswith("BOOTSTRAP "):
+                self.bootstrap = line.split(" ", 1)[1].split(",")
+        assert len(self.brokers) == brokers, f"kbmock printed {self.brokers}"
+
+    def _reader(self):
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _next_line(self, deadline, waiting_for):
+        try:
+            line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = "<timeout>"
+        if line is None or line == "<timeout>":
+            pytest.fail(f"kbmock: no {waiting_for} ({'exited' if line is None else 'timed out'})"
+                        f"\n{self.log_text()}")
+        return line
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def command(self, line, timeout=10):
+        """Sends one stdin command and returns kbmock's reply line (OK.../ERR.../STATS...)."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self._next_line(time.monotonic() + timeout, f"reply to '{line}'")
+
+    def stats(self):
+        reply = self.command("stats")
+        assert reply.startswith("STATS "), reply
+        return {k: int(v) for k, v in (kv.split("=") for kv in reply.split()[1:])}
+
+    def ports(self):
+        """Every port this mock owns: advertised (plaintext in front mode) and TLS fronts."""
+        out = set()
+        for b in self.brokers.values():
+            out.add(b.port)
+            if b.tls:
+                out.add(b.tls_port)
+        return out
+
+    def stop(self, timeout=15):
+        """Closes stdin (kbmock exits on EOF) and returns its exit code."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return "killed (did not exit on stdin EOF)"
+        return self.proc.returncode
+
+
+@pytest.fixture
+def kbmock(build_dir, certs, tmp_path, request):
+    """kbmock(mode="msk", cert="server", topics=("orders:6",), brokers=3, bootstrap_port=None)."""
+    mocks = []
+
+    def start(mode="msk", cert="server", topics=("orders:6",), brokers=3, bootstrap_port=None):
+        m = KbMock(build_dir, certs, tmp_path, mode, cert, topics, brokers, bootstrap_port,
+                   f"{len(mocks)}")
+        mocks.append(m)
+        return m
+
+    yield start
+    problems = []
+    for m in mocks:
+        rc = m.stop()
+        if rc != 0:
+            problems.append(f"kbmock exit {rc}")
+        if rc != 0 or _failed(request):
+            print(f"----- {m.log_path.name} -----\n{m.log_text()[-8000:]}")
+    assert not problems, problems
+
+
+# --- kbridge -------------------------------------------------------------------------------------
+
+class KbBridge:
+    """A running `kbridge -c FILE`, stdout and stderr going to one log file."""
+
+    def __init__(self, build, tmp_path, ini_text, tag, ready_timeout=10):
+        self.ini_path = tmp_path / f"kbridge-{tag}.ini"
+        self.ini_path.write_text(ini_text)
+        self.log_path = tmp_path / f"kbridge-{tag}.log"
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([str(build / "kbridge"), "-c", str(self.ini_path)],
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + ready_timeout
+        while "kbridge ready" not in self.log_text():
+            if self.proc.poll() is not None:
+                pytest.fail(f"kbridge exited {self.proc.returncode} before 'kbridge ready'\n"
+                            f"--- {self.ini_path.name}\n{ini_text}\n--- log\n{self.log_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no 'kbridge ready' within {ready_timeout}s\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern, timeout=10):
+        """Returns the first log line matching regex pattern, waiting up to timeout seconds."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log_text().splitlines():
+                if rx.search(line):
+                    return line
+            if time.monotonic() > deadline:
+                pytest.fail(f"no kbridge log line matching {pattern!r} within {timeout}s\n"
+                            f"{self.log_text()[-6000:]}")
+            time.sleep(0.05)
+
+    def stop(self, timeout=10):
+        """SIGTERM; returns the exit code ("hung" if it did not exit in time)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return "hung after SIGTERM"
+        return self.proc.returncode
+
+
+def cluster_ini(name, bootstrap, ports, tls_ca=None, extra=None, log_level="debug"):
+    """One [global] + one cluster section. bootstrap: list of host:port; extra: more keys."""
+    lines = ["[global]", f"log_level = {log_level}", "", f"[{name}]",
+             f"bootstrap_servers = {','.join(bootstrap)}",
+             f"listen = 127.0.0.1:{ports.listen}",
+             f"broker_port_base = {ports.base}",
+             f"max_node_id = {ports.max_node_id}"]
+    if tls_ca:
+        lines.append(f"tls_ca_file = {tls_ca}")
+    for k, v in (extra or {}).items():
+        lines.append(f"{k} = {v}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def kbridge(build_dir, tmp_path, request):
+    """kbridge(ini_text) -> KbBridge, ready. At teardown: SIGTERM, exit code must be 0."""
+    bridges = []
+
+    def start(ini_text, ready_timeout=10):
+        b = KbBridge(build_dir, tmp_path, ini_text, f"{len(bridges)}", ready_timeout)
+        bridges.append(b)
+        return b
+
+    yield start
+    problems = []
+    for b in bridges:
+        rc = b.stop()
+        if rc != 0:
+            problems.append(f"kbridge exit {rc} after SIGTERM")
+        if rc != 0 or _failed(request):
+            print(f"----- {b.ini_path.name} -----\n{b.ini_path.read_text()}"
+                  f"----- {b.log_path.name} -----\n{b.log_text()[-12000:]}")
+    assert not problems, problems
+
+
+# --- kcat ----------------------------------------------------------------------------------------
+
+def kcat_metadata(bootstrap, timeout_s=10, extra=()):
+    """kcat -L -J through bootstrap; returns (CompletedProcess, parsed JSON or None)."""
+    r = run([KCAT, "-L", "-J", "-b", bootstrap, "-m", str(timeout_s), *extra],
+            timeout=timeout_s + 20)
+    md = None
+    if r.returncode == 0:
+        try:
+            md = json.loads(r.stdout)
+        except ValueError:
+            md = None
+    return r, md
