@@ -26,7 +26,8 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
-        bench clean check-headers format format-check mock
+        bench clean check-headers format format-check mock install uninstall docker-check \
+        deploy-test
 all: $(BUILD)/kbridge
 
 # --- codec: pure C11, only its own directory on the include path ------------------------
@@ -97,7 +98,7 @@ $(UNIT_BIN): | $(BUILD)/certs/ca.pem
 $(BUILD)/certs/ca.pem: tests/integration/gen_certs.sh
 	sh tests/integration/gen_certs.sh $(BUILD)/certs
 
-test: unit-test golden-test conf-test integration-test
+test: unit-test golden-test conf-test deploy-test integration-test
 
 demo: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
 	KB_BUILD=$(abspath $(BUILD)) sh examples/demo.sh
@@ -120,6 +121,47 @@ fuzz: $(FUZZ_BIN)
 
 bench: $(BUILD)/libkp.a
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
+
+# --- install and deployment checks ----------------------------------------------------------
+# `make install` honours DESTDIR and PREFIX (default /usr/local); it never creates or overwrites
+# $(SYSCONFDIR)/kbridge/kbridge.ini, only kbridge.ini.example next to it.
+PREFIX         ?= /usr/local
+DESTDIR        ?=
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+INSTALL        ?= install
+
+install: $(BUILD)/kbridge
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(SYSCONFDIR)/kbridge $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	$(INSTALL) -m 0755 $(BUILD)/kbridge $(DESTDIR)$(BINDIR)/kbridge
+	$(INSTALL) -m 0644 docs/kbridge.1 $(DESTDIR)$(MANDIR)/man1/kbridge.1
+	$(INSTALL) -m 0644 docs/kbridge.ini.5 $(DESTDIR)$(MANDIR)/man5/kbridge.ini.5
+	$(INSTALL) -m 0644 conf/kbridge.ini $(DESTDIR)$(SYSCONFDIR)/kbridge/kbridge.ini.example
+	sed -e 's|/usr/local/bin/kbridge|$(BINDIR)/kbridge|g' \
+	    -e 's|/etc/kbridge/|$(SYSCONFDIR)/kbridge/|g' deploy/systemd/kbridge.service \
+	    > $(DESTDIR)$(SYSTEMDUNITDIR)/kbridge.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/kbridge.service
+	$(INSTALL) -m 0644 deploy/systemd/kbridge.sysusers $(DESTDIR)$(SYSUSERSDIR)/kbridge.conf
+
+# Leaves $(SYSCONFDIR)/kbridge/kbridge.ini (the operator's file) alone.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kbridge $(DESTDIR)$(MANDIR)/man1/kbridge.1 \
+	    $(DESTDIR)$(MANDIR)/man5/kbridge.ini.5 \
+	    $(DESTDIR)$(SYSCONFDIR)/kbridge/kbridge.ini.example \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/kbridge.service $(DESTDIR)$(SYSUSERSDIR)/kbridge.conf
+	rmdir $(DESTDIR)$(SYSCONFDIR)/kbridge 2>/dev/null || true
+
+# The Dockerfile's build and runtime stages in debootstrap roots (root, Debian mirror, minutes).
+docker-check:
+	sh tests/deploy/docker_check.sh
+
+# systemd unit, Dataproc init action, Kubernetes manifests, man pages, install, PySpark example.
+deploy-test: $(BUILD)/kbridge
+	KB_BUILD=$(abspath $(BUILD)) sh tests/deploy/run.sh
 
 check-headers:
 	@set -e; for h in kafka_protocol/*.h; do echo "#include \"$$h\"" | \

@@ -1,0 +1,207 @@
+#!/bin/sh
+# test_dataproc_init.sh - deploy/dataproc/kbridge-init.sh in a sandbox: KBRIDGE_ROOT=$tmp/root,
+# a fake /usr/share/google/get_metadata_value, fake gsutil/apt-get/systemctl/journalctl on PATH,
+# the real kbridge binary under test and the real systemd-sysusers, inside `unshare --net` so
+# that nothing (apt, GCS, `kbridge check` dialling MSK) can reach the network.
+# shellcheck disable=SC2016  # the sh -c '...' sh ARG snippets are single-quoted on purpose
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+init=$repo/deploy/dataproc/kbridge-init.sh
+servers=b-1.orders.abc123.c2.kafka.us-east-1.amazonaws.com:9094,b-2.orders.abc123.c2.kafka.us-east-1.amazonaws.com:9094
+need shellcheck shellcheck || true
+need systemd-sysusers systemd || true
+need unshare util-linux || true
+need bash bash || true
+need_kbridge || true
+
+if command -v shellcheck >/dev/null 2>&1; then
+    check "shellcheck kbridge-init.sh" shellcheck "$init"
+fi
+
+# The unit embedded in the init action is deploy/systemd/kbridge.service, byte for byte.
+embedded_unit() {
+    sed -n "/^    cat >\"\$UNIT\" <<'UNIT'\$/,/^UNIT\$/p" "$init" | sed '1d;$d' >"$tmp/embedded.service"
+    diff -u "$repo/deploy/systemd/kbridge.service" "$tmp/embedded.service"
+}
+check "embedded unit == deploy/systemd/kbridge.service" embedded_unit
+
+# --- sandbox -------------------------------------------------------------------------------------
+fake=$tmp/fakebin
+mkdir -p "$fake" "$tmp/gcs"
+cat >"$fake/apt-get" <<SH
+#!/bin/sh
+echo "apt-get \$*" >>"$tmp/calls"
+SH
+cat >"$fake/systemctl" <<SH
+#!/bin/sh
+echo "systemctl \$*" >>"$tmp/calls"
+SH
+cat >"$fake/journalctl" <<SH
+#!/bin/sh
+echo "journalctl \$*" >>"$tmp/calls"
+SH
+cat >"$fake/gsutil" <<SH
+#!/bin/sh
+# gsutil -q cp gs://bucket/OBJECT DEST -> $tmp/gcs/OBJECT
+echo "gsutil \$*" >>"$tmp/calls"
+[ "\$1" = -q ] && shift
+[ "\$1" = cp ] || exit 2
+src=\${2#gs://bucket/}
+[ -f "$tmp/gcs/\$src" ] || { echo "No URLs matched: \$2" >&2; exit 1; }
+cp "$tmp/gcs/\$src" "\$3"
+SH
+chmod +x "$fake"/*
+[ -x "$KBRIDGE" ] && cp "$KBRIDGE" "$tmp/gcs/kbridge-bin"
+# A source tarball as `git archive --prefix=kbridge/` would make, from the working tree.
+(cd "$repo" && tar --exclude='*.o' --exclude='*.a' -czf "$tmp/gcs/kbridge-src.tar.gz" \
+    --transform 's,^,kbridge/,' Makefile kafka_protocol proxy tls conf)
+
+# new_root: a fresh node. Metadata values come from $tmp/meta/<key>.
+new_root() {
+    [ -n "${KB_SHOW:-}" ] && [ -f "$tmp/out" ] && cat "$tmp/out" >&2
+    rm -rf "$tmp/root" "$tmp/meta" "$tmp/calls"
+    mkdir -p "$tmp/root/usr/share/google" "$tmp/root/etc" "$tmp/meta"
+    printf 'ID=debian\nVERSION_ID="12"\n' >"$tmp/root/etc/os-release"
+    cat >"$tmp/root/usr/share/google/get_metadata_value" <<SH
+#!/bin/sh
+f="$tmp/meta/\${1#attributes/}"
+[ -f "\$f" ] || { echo "404" >&2; exit 22; }
+cat "\$f"
+SH
+    chmod +x "$tmp/root/usr/share/google/get_metadata_value"
+    : >"$tmp/calls"
+}
+meta() {
+    printf '%s' "$2" >"$tmp/meta/$1"
+}
+# run_init: the init action on the sandboxed node, no network, bounded; output in $tmp/out.
+run_init() {
+    rc=0
+    PATH=$fake:$PATH KBRIDGE_ROOT=$tmp/root timeout 300 unshare --net bash "$init" \
+        >"$tmp/out" 2>&1 || rc=$?
+    return "$rc"
+}
+show() {
+    tail -n 12 "$tmp/out" | sed 's/^/     | /'
+}
+expect() { # expect DESC 0|fail: exit status of the last run_init
+    if { [ "$2" = 0 ] && [ "$rc" -eq 0 ]; } || { [ "$2" = fail ] && [ "$rc" -ne 0 ]; }; then
+        ok "$1"
+    else
+        fail "$1 (exit $rc)"
+        show
+    fi
+}
+assert() { # assert DESC CMD...
+    kb_d=$1
+    shift
+    if "$@" >/dev/null 2>&1; then ok "$kb_d"; else fail "$kb_d"; fi
+}
+
+if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
+    command -v systemd-sysusers >/dev/null 2>&1; then
+    ini=$tmp/root/etc/kbridge/kbridge.ini
+
+    # 1. binary from GCS, the normal path.
+    new_root
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-cluster-name orders-msk
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-version "$("$KBRIDGE" --version | awk '{ print $2 }')"
+    run_init || true
+    expect "binary mode: init succeeds" 0
+    assert "binary mode: kbridge installed in /usr/local/bin" test -x "$tmp/root/usr/local/bin/kbridge"
+    assert "binary mode: runtime libraries installed, no compiler" \
+        sh -c 'grep -q "install .*libevent-openssl-2.1-7.*libinih1.*librdkafka1.*ca-certificates" "$1" &&
+               ! grep -q build-essential "$1"' sh "$tmp/calls"
+    assert "generated kbridge.ini passes kbridge --check-config" "$KBRIDGE" --check-config -c "$ini"
+    assert "kbridge.ini has the bootstrap servers from metadata" \
+        grep -qxF "bootstrap_servers = $servers" "$ini"
+    assert "kbridge.ini has section [orders-msk], loopback listen, admin on 127.0.0.1:9644" \
+        sh -c 'grep -qx "\[orders-msk\]" "$1" && grep -qx "listen = 127.0.0.1:9092" "$1" &&
+               grep -qx "admin_listen = 127.0.0.1:9644" "$1"' sh "$ini"
+    assert "kbridge.ini is root:kbridge 0640" sh -c '
+        gid=$(awk -F: "\$1 == \"kbridge\" { print \$3 }" "$1/etc/group")
+        [ "$(stat -c %u:%g:%a "$2")" = "0:$gid:640" ]' sh "$tmp/root" "$ini"
+    assert "system user kbridge created (systemd-sysusers)" \
+        grep -q '^kbridge:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$tmp/root/etc/passwd"
+    assert "unit installed as /etc/systemd/system/kbridge.service" \
+        cmp "$repo/deploy/systemd/kbridge.service" "$tmp/root/etc/systemd/system/kbridge.service"
+    assert "systemctl daemon-reload, enable, restart, is-active" \
+        sh -c 'grep -qx "systemctl daemon-reload" "$1" && grep -qx "systemctl enable kbridge.service" "$1" &&
+               grep -qx "systemctl restart kbridge.service" "$1" &&
+               grep -q "systemctl is-active" "$1"' sh "$tmp/calls"
+    # No network in the sandbox, so `kbridge check` fails: the default is a warning.
+    assert "failed kbridge check is logged as a WARNING, init still succeeds" \
+        grep -q 'WARNING: kbridge check failed' "$tmp/out"
+    assert "nothing left behind (kbridge.ini.new)" test ! -e "$ini.new"
+
+    # 2. Run again on the same node (re-provisioning): idempotent.
+    run_init || true
+    expect "second run on the same node succeeds" 0
+
+    # 3. kbridge-check-required=true turns the failed check into a failed init.
+    meta kbridge-check-required true
+    run_init || true
+    expect "kbridge-check-required=true: failed check fails the init" fail
+
+    # 4. Configuration mistakes fail the node, with a message.
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    run_init || true
+    expect "missing kbridge-bootstrap-servers fails" fail
+    assert "... and says which metadata is missing" grep -q 'kbridge-bootstrap-servers is not set' "$tmp/out"
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$(printf 'b-1:9094\nlisten = 0.0.0.0:9092')"
+    run_init || true
+    expect "bootstrap servers with a newline and '=' are rejected" fail
+    assert "... and no kbridge.ini is written" test ! -e "$ini"
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "b-1.x.amazonaws.com:99999"
+    run_init || true
+    expect "invalid port rejected by kbridge --check-config" fail
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-cluster-name "global"
+    run_init || true
+    expect "cluster name 'global' rejected" fail
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-version 9.9.9
+    run_init || true
+    expect "kbridge-version mismatch fails" fail
+
+    new_root
+    meta kbridge-bootstrap-servers "$servers"
+    run_init || true
+    expect "no binary source at all fails" fail
+
+    new_root
+    printf 'ID=debian\nVERSION_ID="11"\n' >"$tmp/root/etc/os-release"
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    run_init || true
+    expect "Debian 11 (OpenSSL 1.1) image is refused" fail
+
+    # 5. Source tarball built on the node.
+    new_root
+    meta kbridge-source-uri gs://bucket/kbridge-src.tar.gz
+    meta kbridge-bootstrap-servers "$servers"
+    run_init || true
+    expect "source mode: builds kbridge on the node and succeeds" 0
+    assert "source mode: build dependencies requested" \
+        grep -q 'install .*build-essential.*libinih-dev.*librdkafka-dev' "$tmp/calls"
+    assert "source mode: built binary runs" "$tmp/root/usr/local/bin/kbridge" --version
+fi
+
+finish
