@@ -11,7 +11,8 @@
 
 /* MSK's listener ports, for every "wrong port?" hint. */
 #define CHECK_MSK_PORTS                                                                        \
-    "MSK TLS is 9094 (9092 plaintext, 9096 SASL/SCRAM, 9098 IAM, 9198 IAM with public access)"
+    "MSK TLS is 9094, or 9194 with public access (9092 plaintext, 9096/9196 SASL/SCRAM, "      \
+    "9098/9198 IAM)"
 
 /*
  * Resolves and connects to name (or its connect_to target) for t, recording a DNS and a TCP

@@ -80,7 +80,7 @@ sock_err_cause(int err, const struct upstream *u, char *out, size_t outlen)
     switch (err) {
     case ECONNREFUSED:
         snprintf(out, outlen,
-                 "connection refused by %s: nothing listens there (wrong port? MSK TLS is 9094; "
+                 "connection refused by %s: nothing listens there (wrong port? MSK TLS is 9094, 9194 with public access; "
                  "is public access on and the cluster ACTIVE?)",
                  dial);
         break;
@@ -119,7 +119,7 @@ upstream_on_timeout(evutil_socket_t fd, short what, void *arg)
         snprintf(why, sizeof(why),
                  "not TLS? the TLS handshake with %s timed out after %d ms "
                  "(tls_handshake_timeout_ms): the peer accepted TCP but never completed the "
-                 "handshake (plaintext port? MSK TLS is 9094)",
+                 "handshake (plaintext port? MSK TLS is 9094, or 9194 with public access)",
                  dial, u->cc->tls_handshake_timeout_ms);
     }
     upstream_finish(u, why);
@@ -151,7 +151,7 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
         /* Not a single byte back: nothing that speaks TLS would do that to a ClientHello. */
         snprintf(why, sizeof(why),
                  "not TLS: %s closed the connection without answering the TLS ClientHello "
-                 "(plaintext port? MSK TLS is 9094, plaintext 9092)",
+                 "(plaintext port? MSK TLS is 9094 or 9194 public, plaintext 9092)",
                  dial);
     } else {
         tlserr_describe(u->ssl, errs, n, (what & BEV_EVENT_EOF) ? 0 : sock_err, u->name.host,

@@ -478,7 +478,7 @@ tlserr_add_eof(struct tlserr_buf *b, SSL *ssl, int sock_err)
     }
     if (rbio && BIO_number_read(rbio) == 0) {
         tlserr_buf_add(b, "; the peer never answered the ClientHello (wrong port? a plaintext "
-                          "Kafka listener hangs up like this; MSK TLS is 9094)");
+                          "Kafka listener hangs up like this; MSK TLS is 9094, or 9194 with public access)");
     }
 }
 
@@ -518,7 +518,8 @@ tlserr_describe(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err
     case TLSERR_NOT_TLS:
     case TLSERR_RECORD:
         tlserr_buf_add(&b, "not TLS: the peer answered in plaintext (wrong port? MSK TLS is 9094, "
-                           "plaintext 9092, SASL/SCRAM 9096, IAM 9098)");
+                           "9194 with public access; plaintext 9092; SASL/SCRAM 9096/9196; "
+                           "IAM 9098/9198)");
         break;
     case TLSERR_EOF:
         tlserr_add_eof(&b, ssl, sock_err);

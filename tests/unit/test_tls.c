@@ -435,7 +435,7 @@ static const struct test_case test_table[] = {
      .name = "wrong.example.org", .ok = true, .expect = {"NOT verified (tls_verify = none)"}},
     {.what = "http_answer_is_not_tls", .mode = TEST_BYTES, .bytes = test_http,
      .n_bytes = sizeof(test_http) - 1, .name = "localhost",
-     .expect = {"not TLS: the peer answered in plaintext", "MSK TLS is 9094, plaintext 9092"}},
+     .expect = {"not TLS: the peer answered in plaintext", "MSK TLS is 9094, 9194 with public access; plaintext 9092"}},
     {.what = "kafka_frame_is_not_tls", .mode = TEST_BYTES, .bytes = test_kafka,
      .n_bytes = sizeof(test_kafka) - 1, .name = "localhost", .expect = {"not TLS"}},
     {.what = "closed_at_once", .mode = TEST_CLOSE, .name = "localhost",
