@@ -28,6 +28,11 @@ HERE = Path(__file__).resolve().parent
 BUILD = Path(os.environ.get("KB_BUILD") or REPO / "build").resolve()
 TEST_TIMEOUT = float(os.environ.get("KB_TEST_TIMEOUT", "150"))  # seconds, whole test incl. fixtures
 KCAT = "kcat"
+# KB_VALGRIND=1 runs every kbridge under valgrind: any invalid access or leak makes it exit 97,
+# which the kbridge fixture's "exit code 0 after SIGTERM" check turns into a failure.
+VALGRIND = (["valgrind", "--quiet", "--error-exitcode=97", "--leak-check=full",
+             "--errors-for-leak-kinds=definite,possible", "--show-leak-kinds=definite,possible"]
+            if os.environ.get("KB_VALGRIND") else [])
 
 # Causes kbridge puts in its one error line when an upstream connection fails.
 CAUSES = (
@@ -299,7 +304,8 @@ class KbBridge:
         self.ini_path.write_text(ini_text)
         self.log_path = tmp_path / f"kbridge-{tag}.log"
         with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen([str(build / "kbridge"), "-c", str(self.ini_path)],
+            self.proc = subprocess.Popen(VALGRIND + [str(build / "kbridge"), "-c",
+                                          str(self.ini_path)],
                                          stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + ready_timeout
@@ -327,7 +333,7 @@ class KbBridge:
                             f"{self.log_text()[-6000:]}")
             time.sleep(0.05)
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=60 if VALGRIND else 10):
         """SIGTERM; returns the exit code ("hung" if it did not exit in time)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -359,7 +365,7 @@ def kbridge(build_dir, tmp_path, request):
     """kbridge(ini_text) -> KbBridge, ready. At teardown: SIGTERM, exit code must be 0."""
     bridges = []
 
-    def start(ini_text, ready_timeout=10):
+    def start(ini_text, ready_timeout=60 if VALGRIND else 10):
         b = KbBridge(build_dir, tmp_path, ini_text, f"{len(bridges)}", ready_timeout)
         bridges.append(b)
         return b
