@@ -117,8 +117,8 @@ bench_rewrite(const struct kp_writer *in, const struct bench_listener *listeners
             kp_writer_init(&out);
         }
         out.len = 0;
-        if (kp_rewrite_response(KP_API_METADATA, 12, in->buf, in->len, bench_map,
-                                (void *)listeners, &out, NULL, NULL) != KP_OK) {
+        if (kp_rewrite_response(KP_API_METADATA, 12, in->buf, in->len, bench_map, (void *)listeners,
+                                &out, NULL, NULL) != KP_OK) {
             fprintf(stderr, "rewrite failed\n");
             exit(1);
         }
@@ -136,7 +136,7 @@ bench_rewrite(const struct kp_writer *in, const struct bench_listener *listeners
 static double
 bench_passthrough(long iters)
 {
-    static const uint8_t frame[] = { 0, 0, 0, 9, 0, 0, 0, 42, 0, 0, 0, 0, 0 };
+    static const uint8_t frame[] = {0, 0, 0, 9, 0, 0, 0, 42, 0, 0, 0, 0, 0};
     volatile unsigned forwarded = 0;
     double start;
     long i;
@@ -185,10 +185,10 @@ main(int argc, char **argv)
     fresh = bench_rewrite(&in, listeners, iters, false, &out_len);
     reused = bench_rewrite(&in, listeners, iters, true, &out_len);
     pass = bench_passthrough(iters * 100);
-    printf("metadata v12: %d topics x %d partitions, %d brokers, %zu -> %zu bytes\n",
-           BENCH_TOPICS, BENCH_PARTITIONS, BENCH_BROKERS, in.len, out_len);
-    printf("rewrite (fresh writer):  %8.0f ns/op  (target <= %.0f)%s\n", fresh,
-           BENCH_TARGET_NS, fresh <= BENCH_TARGET_NS ? "" : "  OVER BUDGET");
+    printf("metadata v12: %d topics x %d partitions, %d brokers, %zu -> %zu bytes\n", BENCH_TOPICS,
+           BENCH_PARTITIONS, BENCH_BROKERS, in.len, out_len);
+    printf("rewrite (fresh writer):  %8.0f ns/op  (target <= %.0f)%s\n", fresh, BENCH_TARGET_NS,
+           fresh <= BENCH_TARGET_NS ? "" : "  OVER BUDGET");
     printf("rewrite (reused writer): %8.0f ns/op\n", reused);
     printf("pass-through decision:   %8.1f ns/op  (Fetch v12: size + header + needs_rewrite)\n",
            pass);

@@ -34,63 +34,63 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define LG_HOST "127.0.0.1"         /* the only address this tool talks to */
-#define LG_SNI "localhost"          /* name the sink's certificate is verified against */
+#define LG_HOST "127.0.0.1" /* the only address this tool talks to */
+#define LG_SNI "localhost"  /* name the sink's certificate is verified against */
 #define LG_CLIENT_ID "kbridge-bench"
 #define LG_TOPIC "bench"
-#define LG_FRAME_OVERHEAD 58        /* bytes of a Produce v3 frame besides the records */
+#define LG_FRAME_OVERHEAD 58 /* bytes of a Produce v3 frame besides the records */
 #define LG_FRAME_MIN 64
 #define LG_FRAME_MAX (64u << 20)
-#define LG_CID_OFFSET 8             /* size(4) api_key(2) api_version(2) */
-#define LG_RESP_SIZE 12             /* the sink's Produce answer: cid + 8-byte body */
-#define LG_RESP_MAX 4096            /* larger responses are an error */
+#define LG_CID_OFFSET 8  /* size(4) api_key(2) api_version(2) */
+#define LG_RESP_SIZE 12  /* the sink's Produce answer: cid + 8-byte body */
+#define LG_RESP_MAX 4096 /* larger responses are an error */
 #define LG_DEPTH_MAX 256
-#define LG_CONNS_MAX 64             /* throughput connections (threads) */
+#define LG_CONNS_MAX 64 /* throughput connections (threads) */
 #define LG_PIDS_MAX 16
-#define LG_IO_TIMEOUT_SEC 20        /* any single blocking read/write/connect */
-#define LG_IDLE_BATCH 256           /* idle mode: connections opened before reading answers */
+#define LG_IO_TIMEOUT_SEC 20 /* any single blocking read/write/connect */
+#define LG_IDLE_BATCH 256    /* idle mode: connections opened before reading answers */
 
 /* Command-line settings shared by every mode. */
 struct lg_opts {
-    int port;                       /* target port on LG_HOST */
-    bool tls;                       /* TLS straight to the sink, else plaintext */
-    const char *ca;                 /* CA file for --tls */
-    size_t size;                    /* whole request frame, prefix included */
-    int conns;                      /* connections (throughput: threads; idle: sockets) */
-    int depth;                      /* requests in flight per connection */
-    double secs;                    /* throughput: measured seconds */
-    double warmup;                  /* throughput: seconds before measuring */
-    long count;                     /* latency: timed requests */
-    double max_secs;                /* latency: upper bound on the whole run */
-    double hold;                    /* idle: seconds to keep connections open after measuring */
-    int pids[LG_PIDS_MAX];          /* proxy processes whose CPU and RSS are sampled */
-    int n_pids;                     /* how many */
+    int port;              /* target port on LG_HOST */
+    bool tls;              /* TLS straight to the sink, else plaintext */
+    const char *ca;        /* CA file for --tls */
+    size_t size;           /* whole request frame, prefix included */
+    int conns;             /* connections (throughput: threads; idle: sockets) */
+    int depth;             /* requests in flight per connection */
+    double secs;           /* throughput: measured seconds */
+    double warmup;         /* throughput: seconds before measuring */
+    long count;            /* latency: timed requests */
+    double max_secs;       /* latency: upper bound on the whole run */
+    double hold;           /* idle: seconds to keep connections open after measuring */
+    int pids[LG_PIDS_MAX]; /* proxy processes whose CPU and RSS are sampled */
+    int n_pids;            /* how many */
 };
 
-#define LG_RBUF 16384               /* per-connection read buffer (responses are small) */
-#define LG_BATCH_MAX (256u << 10)   /* frames up to this many bytes in total go in one write */
+#define LG_RBUF 16384             /* per-connection read buffer (responses are small) */
+#define LG_BATCH_MAX (256u << 10) /* frames up to this many bytes in total go in one write */
 
 /* One connection: a socket, and an SSL on it with --tls, with buffered reads. */
 struct lg_conn {
-    int fd;                         /* connected socket, -1 when closed */
-    SSL *ssl;                       /* NULL for plaintext */
-    uint8_t rbuf[LG_RBUF];          /* bytes read but not yet consumed */
-    size_t rpos;                    /* first unconsumed byte */
-    size_t rlen;                    /* end of the bytes read */
+    int fd;                /* connected socket, -1 when closed */
+    SSL *ssl;              /* NULL for plaintext */
+    uint8_t rbuf[LG_RBUF]; /* bytes read but not yet consumed */
+    size_t rpos;           /* first unconsumed byte */
+    size_t rlen;           /* end of the bytes read */
 };
 
 /* One throughput connection and its thread. */
 struct lg_worker {
-    const struct lg_opts *o;        /* settings */
-    SSL_CTX *ctx;                   /* NULL for plaintext */
-    int index;                      /* 0.., makes correlation ids distinct per connection */
-    pthread_t thread;               /* runs lg_worker_run */
-    _Atomic uint64_t completed;     /* requests whose response checked out */
-    _Atomic int failed;             /* set once, with err */
-    char err[320];                  /* why the worker stopped early */
+    const struct lg_opts *o;    /* settings */
+    SSL_CTX *ctx;               /* NULL for plaintext */
+    int index;                  /* 0.., makes correlation ids distinct per connection */
+    pthread_t thread;           /* runs lg_worker_run */
+    _Atomic uint64_t completed; /* requests whose response checked out */
+    _Atomic int failed;         /* set once, with err */
+    char err[320];              /* why the worker stopped early */
 };
 
-static _Atomic int lg_stop;         /* throughput: stop sending, collect what is in flight */
+static _Atomic int lg_stop; /* throughput: stop sending, collect what is in flight */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -151,22 +151,22 @@ lg_frame_new(size_t size)
     p = f;
     lg_put32(p, (uint32_t)(size - 4));
     p += 4;
-    lg_put16(p, 0);                                 /* api_key: Produce */
-    lg_put16(p + 2, 3);                             /* api_version */
-    lg_put32(p + 4, 0);                             /* correlation_id, patched per request */
+    lg_put16(p, 0);     /* api_key: Produce */
+    lg_put16(p + 2, 3); /* api_version */
+    lg_put32(p + 4, 0); /* correlation_id, patched per request */
     lg_put16(p + 8, (uint16_t)strlen(LG_CLIENT_ID));
     memcpy(p + 10, LG_CLIENT_ID, strlen(LG_CLIENT_ID));
     p += 10 + strlen(LG_CLIENT_ID);
-    lg_put16(p, 0xffff);                            /* TransactionalId: null */
-    lg_put16(p + 2, 1);                             /* Acks: 1 (a response is expected) */
-    lg_put32(p + 4, 30000);                         /* TimeoutMs */
-    lg_put32(p + 8, 1);                             /* TopicData: 1 topic */
+    lg_put16(p, 0xffff);    /* TransactionalId: null */
+    lg_put16(p + 2, 1);     /* Acks: 1 (a response is expected) */
+    lg_put32(p + 4, 30000); /* TimeoutMs */
+    lg_put32(p + 8, 1);     /* TopicData: 1 topic */
     lg_put16(p + 12, (uint16_t)strlen(LG_TOPIC));
     memcpy(p + 14, LG_TOPIC, strlen(LG_TOPIC));
     p += 14 + strlen(LG_TOPIC);
-    lg_put32(p, 1);                                 /* PartitionData: 1 partition */
-    lg_put32(p + 4, 0);                             /* Index */
-    lg_put32(p + 8, (uint32_t)records);             /* Records: bytes */
+    lg_put32(p, 1);                     /* PartitionData: 1 partition */
+    lg_put32(p + 4, 0);                 /* Index */
+    lg_put32(p + 8, (uint32_t)records); /* Records: bytes */
     p += 12;
     if ((size_t)(p - f) != LG_FRAME_OVERHEAD) {
         abort();
@@ -202,8 +202,10 @@ lg_proc_sample(const struct lg_opts *o, double *cpu, long *rss_kib)
         fclose(f);
         close_paren = strrchr(line, ')');
         /* after "pid (comm)": state is field 3, utime field 14, stime field 15 */
-        if (!close_paren || sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-                                                    "%*u %lu %lu", &ut, &st) != 2) {
+        if (!close_paren || sscanf(close_paren + 2,
+                                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                                   "%*u %lu %lu",
+                                   &ut, &st) != 2) {
             return false;
         }
         *cpu += (double)(ut + st) / (double)ticks;
@@ -570,8 +572,7 @@ lg_throughput(const struct lg_opts *o, SSL_CTX *ctx)
     cpu = cpu1 - cpu0;
     printf("RESULT mode=throughput size=%zu conns=%d depth=%d secs=%.2f requests=%" PRIu64
            " bytes=%" PRIu64 " mbps=%.1f",
-           o->size, o->conns, o->depth, t1 - t0, c1 - c0, bytes,
-           (double)bytes / 1e6 / (t1 - t0));
+           o->size, o->conns, o->depth, t1 - t0, c1 - c0, bytes, (double)bytes / 1e6 / (t1 - t0));
     if (o->n_pids > 0 && procs_ok) {
         printf(" cpu_s=%.2f cpu_s_per_gb=%.2f cpu_util=%.2f rss_kib_max=%ld", cpu,
                bytes ? cpu / ((double)bytes / 1e9) : 0.0, cpu / (t1 - t0), rss_max);
@@ -648,8 +649,8 @@ lg_latency(const struct lg_opts *o, SSL_CTX *ctx)
     qsort(lat, (size_t)n, sizeof(double), lg_cmp_double);
     printf("RESULT mode=latency size=%zu requests=%ld p50_us=%.1f p90_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f mean_us=%.1f errors=%d\n",
-           o->size, n, lat[n * 50 / 100], lat[n * 90 / 100], lat[n * 99 / 100],
-           lat[n * 999 / 1000], lat[n - 1], sum / (double)n, rc);
+           o->size, n, lat[n * 50 / 100], lat[n * 90 / 100], lat[n * 99 / 100], lat[n * 999 / 1000],
+           lat[n - 1], sum / (double)n, rc);
     free(lat);
     free(frame);
     return rc;
@@ -705,7 +706,7 @@ lg_idle(const struct lg_opts *o)
         opened = batch_end;
     }
     t_open = lg_now() - t0;
-    lg_sleep(1.0);   /* let the proxies finish their bookkeeping */
+    lg_sleep(1.0); /* let the proxies finish their bookkeeping */
     if (o->n_pids > 0 && !lg_proc_sample(o, &cpu, &rss1)) {
         snprintf(err, sizeof(err), "the proxy exited with %d connections open", opened);
         rc = 1;
@@ -719,14 +720,14 @@ lg_idle(const struct lg_opts *o)
     for (i = 0; i < opened; i++) {
         lg_conn_close(&cs[i]);
     }
-    lg_sleep(1.0);   /* the proxies close their side, and free what they will */
+    lg_sleep(1.0); /* the proxies close their side, and free what they will */
     if (o->n_pids == 0 || !lg_proc_sample(o, &cpu, &rss2)) {
         rss2 = -1;
     }
     printf("RESULT mode=idle conns=%d answered=%d open_secs=%.1f rss_before_kib=%ld "
            "rss_after_kib=%ld kib_per_conn=%.1f rss_closed_kib=%ld errors=%d\n",
-           opened, answered, t_open, rss0, rss1,
-           answered ? (double)(rss1 - rss0) / answered : 0.0, rss2, rc);
+           opened, answered, t_open, rss0, rss1, answered ? (double)(rss1 - rss0) / answered : 0.0,
+           rss2, rc);
     free(cs);
     free(frame);
     return rc;
@@ -795,32 +796,40 @@ lg_waitport(int port, double secs)
 static void
 lg_usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen throughput|latency|idle|freeport|waitport [options]\n"
-            "  -p PORT        target 127.0.0.1:PORT\n"
-            "  --tls --ca F   TLS (verified, SNI localhost) instead of plaintext\n"
-            "  -s BYTES       request frame size, prefix included (default 1024)\n"
-            "  -c N           connections (default 1)\n"
-            "  -d N           requests in flight per connection (default 8)\n"
-            "  -t SECS        throughput: measured seconds (default 5); waitport: timeout\n"
-            "  -w SECS        throughput: warm-up seconds (default 0.5)\n"
-            "  -n N           latency: timed requests (default 20000); freeport: ports\n"
-            "  --max-secs S   latency: bound on the run (default 60)\n"
-            "  --pid PID      sample this process's CPU and RSS (repeatable)\n"
-            "  --hold SECS    idle: keep the connections open this long after measuring\n");
+    fprintf(stderr, "usage: loadgen throughput|latency|idle|freeport|waitport [options]\n"
+                    "  -p PORT        target 127.0.0.1:PORT\n"
+                    "  --tls --ca F   TLS (verified, SNI localhost) instead of plaintext\n"
+                    "  -s BYTES       request frame size, prefix included (default 1024)\n"
+                    "  -c N           connections (default 1)\n"
+                    "  -d N           requests in flight per connection (default 8)\n"
+                    "  -t SECS        throughput: measured seconds (default 5); waitport: timeout\n"
+                    "  -w SECS        throughput: warm-up seconds (default 0.5)\n"
+                    "  -n N           latency: timed requests (default 20000); freeport: ports\n"
+                    "  --max-secs S   latency: bound on the run (default 60)\n"
+                    "  --pid PID      sample this process's CPU and RSS (repeatable)\n"
+                    "  --hold SECS    idle: keep the connections open this long after measuring\n");
 }
 
 int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"tls", no_argument, NULL, 'T'},       {"ca", required_argument, NULL, 'A'},
-        {"pid", required_argument, NULL, 'P'}, {"max-secs", required_argument, NULL, 'M'},
-        {"hold", required_argument, NULL, 'H'}, {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, 'T'},
+        {"ca", required_argument, NULL, 'A'},
+        {"pid", required_argument, NULL, 'P'},
+        {"max-secs", required_argument, NULL, 'M'},
+        {"hold", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct lg_opts o = {.size = 1024, .conns = 1, .depth = 8, .secs = 5, .warmup = 0.5,
-                        .count = 20000, .max_secs = 60, .port = 0};
+    struct lg_opts o = {.size = 1024,
+                        .conns = 1,
+                        .depth = 8,
+                        .secs = 5,
+                        .warmup = 0.5,
+                        .count = 20000,
+                        .max_secs = 60,
+                        .port = 0};
     const char *mode;
     SSL_CTX *ctx = NULL;
     int c, rc;
@@ -833,17 +842,39 @@ main(int argc, char **argv)
     optind = 2;
     while ((c = getopt_long(argc, argv, "p:s:c:d:t:w:n:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': o.port = atoi(optarg); break;
-        case 's': o.size = (size_t)strtoull(optarg, NULL, 10); break;
-        case 'c': o.conns = atoi(optarg); break;
-        case 'd': o.depth = atoi(optarg); break;
-        case 't': o.secs = atof(optarg); break;
-        case 'w': o.warmup = atof(optarg); break;
-        case 'n': o.count = atol(optarg); break;
-        case 'T': o.tls = true; break;
-        case 'A': o.ca = optarg; break;
-        case 'M': o.max_secs = atof(optarg); break;
-        case 'H': o.hold = atof(optarg); break;
+        case 'p':
+            o.port = atoi(optarg);
+            break;
+        case 's':
+            o.size = (size_t)strtoull(optarg, NULL, 10);
+            break;
+        case 'c':
+            o.conns = atoi(optarg);
+            break;
+        case 'd':
+            o.depth = atoi(optarg);
+            break;
+        case 't':
+            o.secs = atof(optarg);
+            break;
+        case 'w':
+            o.warmup = atof(optarg);
+            break;
+        case 'n':
+            o.count = atol(optarg);
+            break;
+        case 'T':
+            o.tls = true;
+            break;
+        case 'A':
+            o.ca = optarg;
+            break;
+        case 'M':
+            o.max_secs = atof(optarg);
+            break;
+        case 'H':
+            o.hold = atof(optarg);
+            break;
         case 'P':
             if (o.n_pids == LG_PIDS_MAX) {
                 fprintf(stderr, "loadgen: at most %d --pid\n", LG_PIDS_MAX);
@@ -851,7 +882,9 @@ main(int argc, char **argv)
             }
             o.pids[o.n_pids++] = atoi(optarg);
             break;
-        default: lg_usage(); return 2;
+        default:
+            lg_usage();
+            return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
@@ -865,10 +898,9 @@ main(int argc, char **argv)
     if (strcmp(mode, "waitport") == 0) {
         return lg_waitport(o.port, o.secs);
     }
-    if (o.size < LG_FRAME_MIN || o.size > LG_FRAME_MAX || o.depth < 1 ||
-        o.depth > LG_DEPTH_MAX || o.conns < 1 || o.secs <= 0 || o.secs > 600 ||
-        o.count < 1 || o.count > 10000000 || o.max_secs <= 0 || o.max_secs > 600 ||
-        o.hold < 0 || o.hold > 600) {
+    if (o.size < LG_FRAME_MIN || o.size > LG_FRAME_MAX || o.depth < 1 || o.depth > LG_DEPTH_MAX ||
+        o.conns < 1 || o.secs <= 0 || o.secs > 600 || o.count < 1 || o.count > 10000000 ||
+        o.max_secs <= 0 || o.max_secs > 600 || o.hold < 0 || o.hold > 600) {
         fprintf(stderr, "loadgen: an option is out of range\n");
         return 2;
     }

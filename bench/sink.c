@@ -3,7 +3,8 @@
  * Terminates TLS on 127.0.0.1:PORT (one epoll thread, non-blocking OpenSSL) and answers every
  * request frame once it has been read whole: Produce with a 12-byte response, ApiVersions
  * (Produce, Metadata v0-v8, ApiVersions v0-v3) and Metadata v0-v8 with one broker (node 0 =
- * localhost:PORT), so kbridge's readiness probe succeeds; anything else with a bare error code. Request bodies are counted and discarded, never buffered.
+ * localhost:PORT), so kbridge's readiness probe succeeds; anything else with a bare error code.
+ * Request bodies are counted and discarded, never buffered.
  *
  *   sink -p PORT --cert FILE --key FILE [--max-secs S]
  */
@@ -37,22 +38,22 @@
 
 /* One client connection (a proxy's upstream connection, or loadgen with --tls). */
 struct sink_conn {
-    int fd;                         /* the socket */
-    SSL *ssl;                       /* server-side TLS */
-    bool open;                      /* handshake done */
-    bool read_paused;               /* output above SINK_OUT_CAP */
-    bool in_body;                   /* inside a request body (skip > 0 or answer pending) */
-    uint8_t hdr[SINK_HDR];          /* the current request's header, as it arrives */
-    size_t hdr_len;                 /* bytes of it so far */
-    size_t skip;                    /* body bytes of the current request still to discard */
-    int16_t api_key;                /* current request */
-    int16_t api_version;            /* current request */
-    int32_t cid;                    /* current request */
-    uint8_t *out;                   /* responses not yet written */
-    size_t out_len;                 /* bytes in out */
-    size_t out_off;                 /* bytes of out already written */
-    size_t out_cap;                 /* allocated size of out */
-    uint32_t events;                /* epoll interest registered now */
+    int fd;                /* the socket */
+    SSL *ssl;              /* server-side TLS */
+    bool open;             /* handshake done */
+    bool read_paused;      /* output above SINK_OUT_CAP */
+    bool in_body;          /* inside a request body (skip > 0 or answer pending) */
+    uint8_t hdr[SINK_HDR]; /* the current request's header, as it arrives */
+    size_t hdr_len;        /* bytes of it so far */
+    size_t skip;           /* body bytes of the current request still to discard */
+    int16_t api_key;       /* current request */
+    int16_t api_version;   /* current request */
+    int32_t cid;           /* current request */
+    uint8_t *out;          /* responses not yet written */
+    size_t out_len;        /* bytes in out */
+    size_t out_off;        /* bytes of out already written */
+    size_t out_cap;        /* allocated size of out */
+    uint32_t events;       /* epoll interest registered now */
 };
 
 /* Process-wide state. */
@@ -137,32 +138,32 @@ sink_respond(struct sink *s, struct sink_conn *c)
     } else if (c->api_key == 3 && v >= 0 && v <= 8) {
         /* MetadataResponse v0-v8 (not flexible): one broker, no topics */
         if (v >= 3) {
-            sink_put32(r + n, 0);                      /* ThrottleTimeMs */
+            sink_put32(r + n, 0); /* ThrottleTimeMs */
             n += 4;
         }
-        sink_put32(r + n, 1);                          /* Brokers: 1 */
-        sink_put32(r + n + 4, 0);                      /* NodeId 0 */
+        sink_put32(r + n, 1);     /* Brokers: 1 */
+        sink_put32(r + n + 4, 0); /* NodeId 0 */
         sink_put16(r + n + 8, sizeof(host) - 1);
         memcpy(r + n + 10, host, sizeof(host) - 1);
         n += 10 + sizeof(host) - 1;
-        sink_put32(r + n, (uint32_t)s->port);          /* Port */
+        sink_put32(r + n, (uint32_t)s->port); /* Port */
         n += 4;
         if (v >= 1) {
-            sink_put16(r + n, 0xffff);                 /* Rack: null */
+            sink_put16(r + n, 0xffff); /* Rack: null */
             n += 2;
         }
         if (v >= 2) {
-            sink_put16(r + n, 0xffff);                 /* ClusterId: null */
+            sink_put16(r + n, 0xffff); /* ClusterId: null */
             n += 2;
         }
         if (v >= 1) {
-            sink_put32(r + n, 0);                      /* ControllerId */
+            sink_put32(r + n, 0); /* ControllerId */
             n += 4;
         }
-        sink_put32(r + n, 0);                          /* Topics: 0 */
+        sink_put32(r + n, 0); /* Topics: 0 */
         n += 4;
         if (v >= 8) {
-            sink_put32(r + n, 0x80000000u);            /* ClusterAuthorizedOperations */
+            sink_put32(r + n, 0x80000000u); /* ClusterAuthorizedOperations */
             n += 4;
         }
     } else if (c->api_key == 18 && v >= 0) {
@@ -170,10 +171,10 @@ sink_respond(struct sink *s, struct sink_conn *c)
         static const int16_t keys[][3] = {{0, 0, 8}, {3, 0, 8}, {18, 0, 3}};
         size_t i;
 
-        sink_put16(r + n, 0);                          /* ErrorCode */
+        sink_put16(r + n, 0); /* ErrorCode */
         n += 2;
         if (v >= 3) {
-            r[n++] = (uint8_t)(sizeof(keys) / sizeof(keys[0]) + 1);   /* compact array */
+            r[n++] = (uint8_t)(sizeof(keys) / sizeof(keys[0]) + 1); /* compact array */
         } else {
             sink_put32(r + n, sizeof(keys) / sizeof(keys[0]));
             n += 4;
@@ -184,18 +185,18 @@ sink_respond(struct sink *s, struct sink_conn *c)
             sink_put16(r + n + 4, (uint16_t)keys[i][2]);
             n += 6;
             if (v >= 3) {
-                r[n++] = 0;                            /* tagged fields */
+                r[n++] = 0; /* tagged fields */
             }
         }
         if (v >= 1) {
-            sink_put32(r + n, 0);                      /* ThrottleTimeMs */
+            sink_put32(r + n, 0); /* ThrottleTimeMs */
             n += 4;
         }
         if (v >= 3) {
-            r[n++] = 0;                                /* tagged fields */
+            r[n++] = 0; /* tagged fields */
         }
     } else {
-        sink_put16(r + n, 35);                         /* UNSUPPORTED_VERSION, nothing else */
+        sink_put16(r + n, 35); /* UNSUPPORTED_VERSION, nothing else */
         n += 2;
     }
     sink_put32(r, (uint32_t)(n - 4));
@@ -246,8 +247,7 @@ sink_consume(struct sink *s, struct sink_conn *c, const uint8_t *p, size_t n)
             size = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
                    (uint32_t)c->hdr[2] << 8 | c->hdr[3];
             if (size < SINK_HDR - 4 || size > SINK_FRAME_MAX) {
-                fprintf(stderr, "sink: request frame with bad size %u; closing\n",
-                        (unsigned)size);
+                fprintf(stderr, "sink: request frame with bad size %u; closing\n", (unsigned)size);
                 return false;
             }
             c->api_key = (int16_t)(c->hdr[4] << 8 | c->hdr[5]);
@@ -332,15 +332,15 @@ sink_serve(struct sink *s, struct sink_conn *c)
             break;
         }
         ERR_clear_error();
-        sink_close(s, c);   /* close_notify, EOF or an error */
+        sink_close(s, c); /* close_notify, EOF or an error */
         return;
     }
     if (!sink_flush(c, &want_out)) {
         sink_close(s, c);
         return;
     }
-    sink_interest(s, c, (c->read_paused ? 0 : EPOLLIN) |
-                            (want_out || read_wants_out ? EPOLLOUT : 0));
+    sink_interest(s, c,
+                  (c->read_paused ? 0 : EPOLLIN) | (want_out || read_wants_out ? EPOLLOUT : 0));
 }
 
 static void
@@ -350,7 +350,7 @@ sink_handshake(struct sink *s, struct sink_conn *c)
 
     if (r == 1) {
         c->open = true;
-        sink_serve(s, c);   /* a TLS 1.3 client may have sent its first request already */
+        sink_serve(s, c); /* a TLS 1.3 client may have sent its first request already */
         return;
     }
     switch (SSL_get_error(c->ssl, r)) {
@@ -362,7 +362,7 @@ sink_handshake(struct sink *s, struct sink_conn *c)
         break;
     default:
         if (BIO_number_read(SSL_get_rbio(c->ssl)) == 0) {
-            ERR_clear_error();   /* a bare TCP connect (a port check), not a TLS client */
+            ERR_clear_error(); /* a bare TCP connect (a port check), not a TLS client */
             sink_close(s, c);
             break;
         }
@@ -465,8 +465,10 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"cert", required_argument, NULL, 'C'}, {"key", required_argument, NULL, 'K'},
-        {"max-secs", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0},
+        {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},
+        {"max-secs", required_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0},
     };
     struct sink s = {.ep = -1, .lfd = -1};
     struct epoll_event evs[SINK_EVENTS], lev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -477,10 +479,18 @@ main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': s.port = atoi(optarg); break;
-        case 'C': cert = optarg; break;
-        case 'K': key = optarg; break;
-        case 'M': max_secs = atof(optarg); break;
+        case 'p':
+            s.port = atoi(optarg);
+            break;
+        case 'C':
+            cert = optarg;
+            break;
+        case 'K':
+            key = optarg;
+            break;
+        case 'M':
+            max_secs = atof(optarg);
+            break;
         default:
             fprintf(stderr, "usage: sink -p PORT --cert FILE --key FILE [--max-secs S]\n");
             return 2;

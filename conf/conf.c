@@ -19,10 +19,10 @@
 
 #include <ini.h>
 
-#define CONF_LINE_MAX 4096        /* longest line, after comments are cut: dozens of brokers */
+#define CONF_LINE_MAX 4096 /* longest line, after comments are cut: dozens of brokers */
 #define CONF_VALUE_MAX (CONF_LINE_MAX + KB_HOST_MAX) /* a formatted value, lists included */
-#define CONF_WHY_MAX 512          /* reason text inside a message */
-#define CONF_NAME_MAX 64          /* section names and key names, NUL included */
+#define CONF_WHY_MAX 512                             /* reason text inside a message */
+#define CONF_NAME_MAX 64                             /* section names and key names, NUL included */
 
 /* Enum fields are read and written through int pointers. */
 _Static_assert(sizeof(enum kb_log_level) == sizeof(int), "enum stored as int");
@@ -30,125 +30,117 @@ _Static_assert(sizeof(enum kb_log_format) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum kb_tls_verify) == sizeof(int), "enum stored as int");
 
 enum conf_kind {
-    CONF_GLOBAL,                  /* the [global] section */
-    CONF_CLUSTER                  /* any other section */
+    CONF_GLOBAL, /* the [global] section */
+    CONF_CLUSTER /* any other section */
 };
 
 enum conf_type {
-    CONF_BOOL,                    /* bool: on/off/true/false/yes/no/1/0 */
-    CONF_ENUM,                    /* int-sized enum, values named by conf_key.names */
-    CONF_INT,                     /* int in [min, max] */
-    CONF_SIZE,                    /* size_t in [min, max] */
-    CONF_HOST,                    /* char *: host name or IP literal without port, NULL if unset */
-    CONF_FILE,                    /* char *: a path, opened in validation, NULL if unset */
-    CONF_HOSTPORT,                /* struct kb_hostport */
-    CONF_HOSTPORT_OPT,            /* struct kb_hostport, bool "is set" at aux; empty = off */
-    CONF_HOSTPORT_LIST,           /* struct kb_hostport *, size_t count at aux */
-    CONF_CONNECT_TO               /* struct kb_connect_to *, size_t count at aux */
+    CONF_BOOL,          /* bool: on/off/true/false/yes/no/1/0 */
+    CONF_ENUM,          /* int-sized enum, values named by conf_key.names */
+    CONF_INT,           /* int in [min, max] */
+    CONF_SIZE,          /* size_t in [min, max] */
+    CONF_HOST,          /* char *: host name or IP literal without port, NULL if unset */
+    CONF_FILE,          /* char *: a path, opened in validation, NULL if unset */
+    CONF_HOSTPORT,      /* struct kb_hostport */
+    CONF_HOSTPORT_OPT,  /* struct kb_hostport, bool "is set" at aux; empty = off */
+    CONF_HOSTPORT_LIST, /* struct kb_hostport *, size_t count at aux */
+    CONF_CONNECT_TO     /* struct kb_connect_to *, size_t count at aux */
 };
 
 struct conf_key {
-    enum conf_kind kind;          /* which sections the key belongs to */
-    const char *name;             /* as written in the file */
-    enum conf_type type;          /* how the value is parsed, printed and freed */
-    size_t offset;                /* field in struct kb_conf or struct kb_cluster_conf */
-    size_t aux;                   /* count (lists) or "is set" flag (optional host:port) */
-    const char *def;              /* default as config text; "" = unset; NULL = required/derived */
-    bool reloadable;              /* may change on reload without a restart */
-    long long min;                /* CONF_INT/CONF_SIZE lower bound */
-    long long max;                /* CONF_INT/CONF_SIZE upper bound */
-    const char *const *names;     /* CONF_ENUM values in enum order, NULL-terminated */
+    enum conf_kind kind;      /* which sections the key belongs to */
+    const char *name;         /* as written in the file */
+    enum conf_type type;      /* how the value is parsed, printed and freed */
+    size_t offset;            /* field in struct kb_conf or struct kb_cluster_conf */
+    size_t aux;               /* count (lists) or "is set" flag (optional host:port) */
+    const char *def;          /* default as config text; "" = unset; NULL = required/derived */
+    bool reloadable;          /* may change on reload without a restart */
+    long long min;            /* CONF_INT/CONF_SIZE lower bound */
+    long long max;            /* CONF_INT/CONF_SIZE upper bound */
+    const char *const *names; /* CONF_ENUM values in enum order, NULL-terminated */
 };
 
-static const char *const conf_log_level_names[] = { "error", "warn", "info", "debug", NULL };
-static const char *const conf_log_format_names[] = { "text", "json", NULL };
-static const char *const conf_tls_verify_names[] = { "full", "chain", "none", NULL };
+static const char *const conf_log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const conf_log_format_names[] = {"text", "json", NULL};
+static const char *const conf_tls_verify_names[] = {"full", "chain", "none", NULL};
 
 #define GL(field) offsetof(struct kb_conf, field)
 #define CL(field) offsetof(struct kb_cluster_conf, field)
 
 /* Every key, alphabetical. docs/config.md describes each one. */
 static const struct conf_key conf_keys[] = {
-    { CONF_GLOBAL, "admin_listen", CONF_HOSTPORT_OPT, GL(admin_listen), GL(has_admin), "",
-      false, 0, 0, NULL },
-    { CONF_CLUSTER, "advertised_host", CONF_HOST, CL(advertised_host), 0, NULL,
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "bootstrap_servers", CONF_HOSTPORT_LIST, CL(bootstrap), CL(n_bootstrap), NULL,
-      true, 0, 0, NULL },
-    { CONF_GLOBAL, "buffer_high_bytes", CONF_SIZE, GL(buffer_high_bytes), 0, "1048576",
-      true, 16384, 1073741824, NULL },
-    { CONF_GLOBAL, "buffer_low_bytes", CONF_SIZE, GL(buffer_low_bytes), 0, "262144",
-      true, 0, 1073741824, NULL },
-    { CONF_CLUSTER, "broker_port_base", CONF_INT, CL(broker_port_base), 0, NULL,
-      true, 1, 65535, NULL },
-    { CONF_CLUSTER, "connect_timeout_ms", CONF_INT, CL(connect_timeout_ms), 0, "10000",
-      true, 100, 600000, NULL },
-    { CONF_CLUSTER, "connect_to", CONF_CONNECT_TO, CL(connect_to), CL(n_connect_to), "",
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "idle_timeout_ms", CONF_INT, CL(idle_timeout_ms), 0, "600000",
-      true, 0, 86400000, NULL },
-    { CONF_CLUSTER, "listen", CONF_HOSTPORT, CL(listen), 0, "127.0.0.1:9092",
-      true, 0, 0, NULL },
-    { CONF_GLOBAL, "drain_timeout_ms", CONF_INT, GL(drain_timeout_ms), 0, "30000",
-      true, 0, 600000, NULL },
-    { CONF_GLOBAL, "log_format", CONF_ENUM, GL(log_format), 0, "text",
-      true, 0, 0, conf_log_format_names },
-    { CONF_GLOBAL, "log_level", CONF_ENUM, GL(log_level), 0, "info",
-      true, 0, 0, conf_log_level_names },
-    { CONF_GLOBAL, "max_frame_bytes", CONF_SIZE, GL(max_frame_bytes), 0, "104857600",
-      true, 1024, 1073741824, NULL },
-    { CONF_CLUSTER, "max_connections", CONF_INT, CL(max_connections), 0, "1024",
-      true, 1, 1000000, NULL },
-    { CONF_CLUSTER, "max_node_id", CONF_INT, CL(max_node_id), 0, "99",
-      true, 0, 65534, NULL },
-    { CONF_CLUSTER, "tls", CONF_BOOL, CL(tls), 0, "on",
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "tls_ca_file", CONF_FILE, CL(tls_ca_file), 0, "",
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "tls_cert_file", CONF_FILE, CL(tls_cert_file), 0, "",
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "tls_handshake_timeout_ms", CONF_INT, CL(tls_handshake_timeout_ms), 0,
-      "10000", true, 100, 600000, NULL },
-    { CONF_CLUSTER, "tls_key_file", CONF_FILE, CL(tls_key_file), 0, "",
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "tls_sni", CONF_HOST, CL(tls_sni), 0, "",
-      true, 0, 0, NULL },
-    { CONF_CLUSTER, "tls_verify", CONF_ENUM, CL(tls_verify), 0, "full",
-      true, 0, 0, conf_tls_verify_names },
+    {CONF_GLOBAL, "admin_listen", CONF_HOSTPORT_OPT, GL(admin_listen), GL(has_admin), "", false, 0,
+     0, NULL},
+    {CONF_CLUSTER, "advertised_host", CONF_HOST, CL(advertised_host), 0, NULL, true, 0, 0, NULL},
+    {CONF_CLUSTER, "bootstrap_servers", CONF_HOSTPORT_LIST, CL(bootstrap), CL(n_bootstrap), NULL,
+     true, 0, 0, NULL},
+    {CONF_GLOBAL, "buffer_high_bytes", CONF_SIZE, GL(buffer_high_bytes), 0, "1048576", true, 16384,
+     1073741824, NULL},
+    {CONF_GLOBAL, "buffer_low_bytes", CONF_SIZE, GL(buffer_low_bytes), 0, "262144", true, 0,
+     1073741824, NULL},
+    {CONF_CLUSTER, "broker_port_base", CONF_INT, CL(broker_port_base), 0, NULL, true, 1, 65535,
+     NULL},
+    {CONF_CLUSTER, "connect_timeout_ms", CONF_INT, CL(connect_timeout_ms), 0, "10000", true, 100,
+     600000, NULL},
+    {CONF_CLUSTER, "connect_to", CONF_CONNECT_TO, CL(connect_to), CL(n_connect_to), "", true, 0, 0,
+     NULL},
+    {CONF_CLUSTER, "idle_timeout_ms", CONF_INT, CL(idle_timeout_ms), 0, "600000", true, 0, 86400000,
+     NULL},
+    {CONF_CLUSTER, "listen", CONF_HOSTPORT, CL(listen), 0, "127.0.0.1:9092", true, 0, 0, NULL},
+    {CONF_GLOBAL, "drain_timeout_ms", CONF_INT, GL(drain_timeout_ms), 0, "30000", true, 0, 600000,
+     NULL},
+    {CONF_GLOBAL, "log_format", CONF_ENUM, GL(log_format), 0, "text", true, 0, 0,
+     conf_log_format_names},
+    {CONF_GLOBAL, "log_level", CONF_ENUM, GL(log_level), 0, "info", true, 0, 0,
+     conf_log_level_names},
+    {CONF_GLOBAL, "max_frame_bytes", CONF_SIZE, GL(max_frame_bytes), 0, "104857600", true, 1024,
+     1073741824, NULL},
+    {CONF_CLUSTER, "max_connections", CONF_INT, CL(max_connections), 0, "1024", true, 1, 1000000,
+     NULL},
+    {CONF_CLUSTER, "max_node_id", CONF_INT, CL(max_node_id), 0, "99", true, 0, 65534, NULL},
+    {CONF_CLUSTER, "tls", CONF_BOOL, CL(tls), 0, "on", true, 0, 0, NULL},
+    {CONF_CLUSTER, "tls_ca_file", CONF_FILE, CL(tls_ca_file), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "tls_cert_file", CONF_FILE, CL(tls_cert_file), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "tls_handshake_timeout_ms", CONF_INT, CL(tls_handshake_timeout_ms), 0, "10000",
+     true, 100, 600000, NULL},
+    {CONF_CLUSTER, "tls_key_file", CONF_FILE, CL(tls_key_file), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "tls_sni", CONF_HOST, CL(tls_sni), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "tls_verify", CONF_ENUM, CL(tls_verify), 0, "full", true, 0, 0,
+     conf_tls_verify_names},
 };
 
 #define CONF_N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 /* Parse-time record of one section: where things were written, for messages. */
 struct conf_section {
-    int line;                     /* line of the [header]; 0 for an absent [global] */
-    int key_line[CONF_N_KEYS];    /* line each key was set on; 0 if never */
-    bool has_value[CONF_N_KEYS];  /* set to a non-empty value (empty means "the default") */
+    int line;                    /* line of the [header]; 0 for an absent [global] */
+    int key_line[CONF_N_KEYS];   /* line each key was set on; 0 if never */
+    bool has_value[CONF_N_KEYS]; /* set to a non-empty value (empty means "the default") */
 };
 
 /* Everything conf_load() needs while it works. */
 struct conf_parser {
-    const char *path;             /* the file, for messages */
-    struct kb_conf *conf;         /* the snapshot being built */
-    FILE *file;                   /* path, open for reading */
-    char *buf;                    /* getline() buffer */
-    size_t buf_cap;               /* its size */
-    int line;                     /* number of the line last handed to inih */
-    int cur;                      /* current section (index into sections), -1 before any */
+    const char *path;              /* the file, for messages */
+    struct kb_conf *conf;          /* the snapshot being built */
+    FILE *file;                    /* path, open for reading */
+    char *buf;                     /* getline() buffer */
+    size_t buf_cap;                /* its size */
+    int line;                      /* number of the line last handed to inih */
+    int cur;                       /* current section (index into sections), -1 before any */
     struct conf_section *sections; /* [0] is [global], [1 + i] is conf->clusters[i] */
-    size_t cap;                   /* entries allocated in sections and in conf->clusters */
-    char *err;                    /* the caller's buffer */
-    size_t errlen;                /* its size */
-    bool failed;                  /* err holds the first error */
+    size_t cap;                    /* entries allocated in sections and in conf->clusters */
+    char *err;                     /* the caller's buffer */
+    size_t errlen;                 /* its size */
+    bool failed;                   /* err holds the first error */
 };
 
 /* One port range a section listens on, for clash checks. */
 struct conf_claim {
-    int lo;                       /* first port */
-    int hi;                       /* last port, inclusive */
-    size_t sec;                   /* section index */
-    const char *what;             /* "listen port", "broker ports" or "admin_listen port" */
-    int line;                     /* where the ports come from */
+    int lo;           /* first port */
+    int hi;           /* last port, inclusive */
+    size_t sec;       /* section index */
+    const char *what; /* "listen port", "broker ports" or "admin_listen port" */
+    int line;         /* where the ports come from */
 };
 
 typedef bool (*conf_elem_fn)(const char *s, void *elem, char *why, size_t whylen);
@@ -322,8 +314,8 @@ conf_is_wildcard(const char *host)
     static const unsigned char zero[sizeof(struct in6_addr)];
     unsigned char addr[sizeof(struct in6_addr)];
 
-    return (inet_pton(AF_INET, host, addr) == 1 && memcmp(addr, zero, 4) == 0)
-        || (inet_pton(AF_INET6, host, addr) == 1 && memcmp(addr, zero, sizeof(zero)) == 0);
+    return (inet_pton(AF_INET, host, addr) == 1 && memcmp(addr, zero, 4) == 0) ||
+           (inet_pton(AF_INET6, host, addr) == 1 && memcmp(addr, zero, sizeof(zero)) == 0);
 }
 
 /* Checks a host name or an IP literal (no port, no brackets); sets *is_ip. */
@@ -382,7 +374,7 @@ conf_parse_number(const char *v, long long min, long long max, long long *out, c
 static bool
 conf_parse_bool(const char *v, bool *out, char *why, size_t whylen)
 {
-    static const char *const names[] = { "on", "off", "true", "false", "yes", "no", "1", "0" };
+    static const char *const names[] = {"on", "off", "true", "false", "yes", "no", "1", "0"};
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -427,17 +419,20 @@ conf_hostport_v6_hint(const char *s, const char *colon, char *err, size_t errlen
         }
     }
     if (inet_pton(AF_INET6, s, addr) == 1) {
-        return conf_why(err, errlen, "missing port: write the IPv6 address in brackets with a "
-                        "port, e.g. [%s]:9094", s);
+        return conf_why(err, errlen,
+                        "missing port: write the IPv6 address in brackets with a "
+                        "port, e.g. [%s]:9094",
+                        s);
     }
-    return conf_why(err, errlen, "more than one ':' (an IPv6 address goes in brackets, e.g. "
+    return conf_why(err, errlen,
+                    "more than one ':' (an IPv6 address goes in brackets, e.g. "
                     "[::1]:9094)");
 }
 
 bool
 conf_parse_hostport(const char *s, struct kb_hostport *hp, char *err, size_t errlen)
 {
-    struct kb_hostport out = { .is_ip = true };
+    struct kb_hostport out = {.is_ip = true};
     unsigned char addr[sizeof(struct in6_addr)];
     const char *host = s, *colon;
     char why[CONF_WHY_MAX];
@@ -454,8 +449,9 @@ conf_parse_hostport(const char *s, struct kb_hostport *hp, char *err, size_t err
         hlen = (size_t)(close - host);
         colon = close + 1;
         if (*colon != ':') {
-            return conf_why(err, errlen, *colon ? "expected ':port' after ']'"
-                                                : "missing port: expected [v6]:port");
+            return conf_why(err, errlen,
+                            *colon ? "expected ':port' after ']'"
+                                   : "missing port: expected [v6]:port");
         }
     } else {
         colon = strrchr(s, ':');
@@ -816,8 +812,10 @@ conf_section_begin(struct conf_parser *p, const char *s)
         }
     }
     if (len == 0 || len >= CONF_NAME_MAX || c < name + len) {
-        return conf_fail(p, p->line, "invalid section name '[%.*s]': use 1 to %d letters, digits, "
-                         "'-', '.' or '_'", (int)len, name, CONF_NAME_MAX - 1);
+        return conf_fail(p, p->line,
+                         "invalid section name '[%.*s]': use 1 to %d letters, digits, "
+                         "'-', '.' or '_'",
+                         (int)len, name, CONF_NAME_MAX - 1);
     }
     if (len == 6 && strncmp(name, "global", 6) == 0) {
         if (p->sections[0].line) {
@@ -829,12 +827,14 @@ conf_section_begin(struct conf_parser *p, const char *s)
         return true;
     }
     if (len == 6 && strncasecmp(name, "global", 6) == 0) {
-        return conf_fail(p, p->line, "section [%.*s] would be a cluster: did you mean [global]? "
-                         "(section names are case-sensitive)", (int)len, name);
+        return conf_fail(p, p->line,
+                         "section [%.*s] would be a cluster: did you mean [global]? "
+                         "(section names are case-sensitive)",
+                         (int)len, name);
     }
     for (i = 0; i < p->conf->n_clusters; i++) {
-        if (strlen(p->conf->clusters[i].name) == len
-            && strncmp(p->conf->clusters[i].name, name, len) == 0) {
+        if (strlen(p->conf->clusters[i].name) == len &&
+            strncmp(p->conf->clusters[i].name, name, len) == 0) {
             return conf_fail(p, p->line, "duplicate section [%.*s] (first at line %d)", (int)len,
                              name, p->conf->clusters[i].line);
         }
@@ -911,12 +911,16 @@ conf_unknown_key(struct conf_parser *p, const char *name)
     const struct conf_key *k;
 
     if (kind == CONF_GLOBAL && conf_find_key(name, CONF_CLUSTER)) {
-        return conf_fail(p, p->line, "'%s' is a cluster key, not a [global] one: move it into "
-                         "a cluster section", name);
+        return conf_fail(p, p->line,
+                         "'%s' is a cluster key, not a [global] one: move it into "
+                         "a cluster section",
+                         name);
     }
     if (kind == CONF_CLUSTER && conf_find_key(name, CONF_GLOBAL)) {
-        return conf_fail(p, p->line, "'%s' is a [global] key, not a cluster one: move it from "
-                         "[%s] to [global]", name, sec);
+        return conf_fail(p, p->line,
+                         "'%s' is a [global] key, not a cluster one: move it from "
+                         "[%s] to [global]",
+                         name, sec);
     }
     k = conf_suggest(name, kind);
     if (k) {
@@ -941,8 +945,10 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
         return 0;
     }
     if (p->cur < 0) {
-        return conf_fail(p, p->line, "key '%s' outside any section: put it under [global] or a "
-                         "cluster section such as [msk]", name);
+        return conf_fail(p, p->line,
+                         "key '%s' outside any section: put it under [global] or a "
+                         "cluster section such as [msk]",
+                         name);
     }
     if (!*name) {
         return conf_fail(p, p->line, "missing key name before '='");
@@ -1048,22 +1054,29 @@ conf_check_cluster(struct conf_parser *p, size_t sec)
 
     if (cc->n_bootstrap == 0) {
         if (s->key_line[conf_key_index("bootstrap_servers")]) {
-            return conf_fail(p, conf_key_line(p, sec, "bootstrap_servers"), "bootstrap_servers in "
-                             "[%s] is empty: list at least one broker as host:port", cc->name);
+            return conf_fail(p, conf_key_line(p, sec, "bootstrap_servers"),
+                             "bootstrap_servers in "
+                             "[%s] is empty: list at least one broker as host:port",
+                             cc->name);
         }
-        return conf_fail(p, s->line, "cluster [%s] has no bootstrap_servers: it is required "
-                         "(comma-separated host:port list of the brokers)", cc->name);
+        return conf_fail(p, s->line,
+                         "cluster [%s] has no bootstrap_servers: it is required "
+                         "(comma-separated host:port list of the brokers)",
+                         cc->name);
     }
     if (!cc->advertised_host && conf_is_wildcard(cc->listen.host)) {
-        return conf_fail(p, conf_key_line(p, sec, "listen"), "listen %s in [%s] is a wildcard "
+        return conf_fail(p, conf_key_line(p, sec, "listen"),
+                         "listen %s in [%s] is a wildcard "
                          "address, so advertised_host is required: clients are sent to "
                          "advertised_host:broker_port_base+N and cannot connect to %s",
                          conf_hostport_str(&cc->listen, a, sizeof(a)), cc->name, cc->listen.host);
     }
     if (cc->advertised_host && conf_is_wildcard(cc->advertised_host)) {
-        return conf_fail(p, conf_key_line(p, sec, "advertised_host"), "advertised_host %s in "
+        return conf_fail(p, conf_key_line(p, sec, "advertised_host"),
+                         "advertised_host %s in "
                          "[%s] is a wildcard address: clients cannot connect to it; name this "
-                         "host as clients reach it", cc->advertised_host, cc->name);
+                         "host as clients reach it",
+                         cc->advertised_host, cc->name);
     }
     if (!cc->advertised_host && !(cc->advertised_host = strdup(cc->listen.host))) {
         return conf_fail(p, 0, "out of memory");
@@ -1072,9 +1085,11 @@ conf_check_cluster(struct conf_parser *p, size_t sec)
         cc->broker_port_base = cc->listen.port + 1;
     }
     if (cc->broker_port_base + cc->max_node_id > 65535) {
-        return conf_fail(p, conf_ports_line(p, sec), "broker_port_base %d + max_node_id %d in "
+        return conf_fail(p, conf_ports_line(p, sec),
+                         "broker_port_base %d + max_node_id %d in "
                          "[%s] puts node-id ports above 65535 (up to %d): lower broker_port_base "
-                         "or max_node_id", cc->broker_port_base, cc->max_node_id, cc->name,
+                         "or max_node_id",
+                         cc->broker_port_base, cc->max_node_id, cc->name,
                          cc->broker_port_base + cc->max_node_id);
     }
     cc->line_tls_ca_file = s->key_line[conf_key_index("tls_ca_file")];
@@ -1084,15 +1099,15 @@ conf_check_cluster(struct conf_parser *p, size_t sec)
         return true; /* the tls_* keys are parsed but unused: see docs/config.md */
     }
     if (!cc->tls_cert_file != !cc->tls_key_file) {
-        return conf_fail(p, conf_key_line(p, sec, cc->tls_cert_file ? "tls_cert_file"
-                                                                    : "tls_key_file"),
-                         "%s in [%s] needs %s too: a client certificate and its key go together",
-                         cc->tls_cert_file ? "tls_cert_file" : "tls_key_file", cc->name,
-                         cc->tls_cert_file ? "tls_key_file" : "tls_cert_file");
+        return conf_fail(
+            p, conf_key_line(p, sec, cc->tls_cert_file ? "tls_cert_file" : "tls_key_file"),
+            "%s in [%s] needs %s too: a client certificate and its key go together",
+            cc->tls_cert_file ? "tls_cert_file" : "tls_key_file", cc->name,
+            cc->tls_cert_file ? "tls_key_file" : "tls_cert_file");
     }
-    return conf_check_file(p, sec, "tls_ca_file", cc->tls_ca_file)
-        && conf_check_file(p, sec, "tls_cert_file", cc->tls_cert_file)
-        && conf_check_file(p, sec, "tls_key_file", cc->tls_key_file);
+    return conf_check_file(p, sec, "tls_ca_file", cc->tls_ca_file) &&
+           conf_check_file(p, sec, "tls_cert_file", cc->tls_cert_file) &&
+           conf_check_file(p, sec, "tls_key_file", cc->tls_key_file);
 }
 
 static const char *
@@ -1123,18 +1138,17 @@ conf_check_ports(struct conf_parser *p)
         return conf_fail(p, 0, "out of memory");
     }
     if (conf->has_admin) {
-        claims[n++] = (struct conf_claim){ conf->admin_listen.port, conf->admin_listen.port, 0,
-                                           "admin_listen port",
-                                           conf_key_line(p, 0, "admin_listen") };
+        claims[n++] = (struct conf_claim){conf->admin_listen.port, conf->admin_listen.port, 0,
+                                          "admin_listen port", conf_key_line(p, 0, "admin_listen")};
     }
     for (i = 0; i < conf->n_clusters; i++) {
         const struct kb_cluster_conf *cc = &conf->clusters[i];
 
-        claims[n++] = (struct conf_claim){ cc->listen.port, cc->listen.port, i + 1, "listen port",
-                                           conf_key_line(p, i + 1, "listen") };
-        claims[n++] = (struct conf_claim){ cc->broker_port_base,
-                                           cc->broker_port_base + cc->max_node_id, i + 1,
-                                           "broker ports", conf_ports_line(p, i + 1) };
+        claims[n++] = (struct conf_claim){cc->listen.port, cc->listen.port, i + 1, "listen port",
+                                          conf_key_line(p, i + 1, "listen")};
+        claims[n++] =
+            (struct conf_claim){cc->broker_port_base, cc->broker_port_base + cc->max_node_id, i + 1,
+                                "broker ports", conf_ports_line(p, i + 1)};
     }
     for (i = 0; i < n && ok; i++) {
         for (j = i + 1; j < n && ok; j++) {
@@ -1143,9 +1157,11 @@ conf_check_ports(struct conf_parser *p)
             }
             x = claims[i].line >= claims[j].line ? &claims[i] : &claims[j];
             y = x == &claims[i] ? &claims[j] : &claims[i];
-            ok = conf_fail(p, x->line, "port clash between %s and %s (line %d): every port "
-                           "kbridge listens on must be unique", conf_claim_str(p, x, a, sizeof(a)),
-                           conf_claim_str(p, y, b, sizeof(b)), y->line);
+            ok = conf_fail(p, x->line,
+                           "port clash between %s and %s (line %d): every port "
+                           "kbridge listens on must be unique",
+                           conf_claim_str(p, x, a, sizeof(a)), conf_claim_str(p, y, b, sizeof(b)),
+                           y->line);
         }
     }
     free(claims);
@@ -1158,7 +1174,8 @@ conf_finish(struct conf_parser *p)
     size_t i;
 
     if (p->conf->n_clusters == 0) {
-        return conf_fail(p, 0, "no cluster section: add one, e.g. [msk] with "
+        return conf_fail(p, 0,
+                         "no cluster section: add one, e.g. [msk] with "
                          "bootstrap_servers = b-1.example:9094");
     }
     if (!conf_apply_defaults(p, 0)) {
@@ -1193,7 +1210,7 @@ conf_parser_close(struct conf_parser *p)
 struct kb_conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
-    struct conf_parser p = { .path = path, .cur = -1, .err = err, .errlen = errlen };
+    struct conf_parser p = {.path = path, .cur = -1, .err = err, .errlen = errlen};
     int saved_max_line = ini_max_line;
     int rc;
 
@@ -1277,8 +1294,7 @@ conf_dump(const struct kb_conf *conf, FILE *out)
 }
 
 bool
-conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char *why,
-                   size_t whylen)
+conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char *why, size_t whylen)
 {
     char a[CONF_VALUE_MAX], b[CONF_VALUE_MAX];
     size_t i;
@@ -1294,8 +1310,8 @@ conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char 
         va = conf_value_str(k, old, a, sizeof(a));
         vb = conf_value_str(k, fresh, b, sizeof(b));
         if (strcmp(va, vb) != 0) {
-            return !conf_why(why, whylen, "%s in [global] changed from '%s' to '%s'", k->name,
-                             va, vb);
+            return !conf_why(why, whylen, "%s in [global] changed from '%s' to '%s'", k->name, va,
+                             vb);
         }
     }
     return false;

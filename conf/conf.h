@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define KB_HOST_MAX 256            /* a DNS name is at most 253 bytes */
-#define KB_CONF_ERR_MAX 1024       /* a good size for conf_load()'s err buffer */
+#define KB_HOST_MAX 256      /* a DNS name is at most 253 bytes */
+#define KB_CONF_ERR_MAX 1024 /* a good size for conf_load()'s err buffer */
 
 enum kb_log_level { KB_LOG_ERROR = 0, KB_LOG_WARN, KB_LOG_INFO, KB_LOG_DEBUG };
 enum kb_log_format { KB_LOG_TEXT = 0, KB_LOG_JSON };
@@ -20,59 +20,59 @@ enum kb_tls_verify { KB_VERIFY_FULL = 0, KB_VERIFY_CHAIN, KB_VERIFY_NONE };
 
 /* A parsed "host:port" or "[v6]:port". */
 struct kb_hostport {
-    char host[KB_HOST_MAX];        /* without brackets, NUL-terminated */
-    uint16_t port;                 /* 1..65535 */
-    bool is_ip;                    /* host is an IPv4 or IPv6 literal */
+    char host[KB_HOST_MAX]; /* without brackets, NUL-terminated */
+    uint16_t port;          /* 1..65535 */
+    bool is_ip;             /* host is an IPv4 or IPv6 literal */
 };
 
 /* One connect_to entry: dial `to` when asked for `from`, but verify `from`'s name. */
 struct kb_connect_to {
-    struct kb_hostport from;       /* the address as configured or advertised */
-    struct kb_hostport to;         /* where to actually connect */
+    struct kb_hostport from; /* the address as configured or advertised */
+    struct kb_hostport to;   /* where to actually connect */
 };
 
 /* One [cluster] section, fully defaulted and validated. */
 struct kb_cluster_conf {
-    char *name;                    /* section name */
-    int line;                      /* line of the section header */
-    struct kb_hostport *bootstrap; /* bootstrap_servers, in order */
-    size_t n_bootstrap;            /* >= 1 */
-    struct kb_hostport listen;     /* bootstrap listener (default 127.0.0.1:9092) */
-    char *advertised_host;         /* told to clients (default: listen host) */
-    int broker_port_base;          /* node N is served at base+N (default listen port + 1) */
-    int max_node_id;               /* highest node id kbridge serves (default 99) */
-    bool tls;                      /* tls = on|off (default on) */
-    enum kb_tls_verify tls_verify; /* default full */
-    char *tls_ca_file;             /* NULL: the system trust store */
-    char *tls_cert_file;           /* NULL unless mTLS */
-    char *tls_key_file;            /* NULL unless mTLS */
-    char *tls_sni;                 /* NULL: the broker's host name */
+    char *name;                       /* section name */
+    int line;                         /* line of the section header */
+    struct kb_hostport *bootstrap;    /* bootstrap_servers, in order */
+    size_t n_bootstrap;               /* >= 1 */
+    struct kb_hostport listen;        /* bootstrap listener (default 127.0.0.1:9092) */
+    char *advertised_host;            /* told to clients (default: listen host) */
+    int broker_port_base;             /* node N is served at base+N (default listen port + 1) */
+    int max_node_id;                  /* highest node id kbridge serves (default 99) */
+    bool tls;                         /* tls = on|off (default on) */
+    enum kb_tls_verify tls_verify;    /* default full */
+    char *tls_ca_file;                /* NULL: the system trust store */
+    char *tls_cert_file;              /* NULL unless mTLS */
+    char *tls_key_file;               /* NULL unless mTLS */
+    char *tls_sni;                    /* NULL: the broker's host name */
     struct kb_connect_to *connect_to; /* may be NULL */
-    size_t n_connect_to;           /* entries in connect_to */
-    int connect_timeout_ms;        /* DNS + TCP connect, default 10000 */
-    int tls_handshake_timeout_ms;  /* TLS handshake after TCP connect, default 10000 */
-    int idle_timeout_ms;           /* close a client silent this long with nothing in flight;
-                                      0 = never; default 600000 */
-    int max_connections;           /* client connections at once, default 1024 */
-    int line_tls_ca_file;          /* line of each TLS file key, 0 if unset: for later errors */
+    size_t n_connect_to;              /* entries in connect_to */
+    int connect_timeout_ms;           /* DNS + TCP connect, default 10000 */
+    int tls_handshake_timeout_ms;     /* TLS handshake after TCP connect, default 10000 */
+    int idle_timeout_ms;              /* close a client silent this long with nothing in flight;
+                                         0 = never; default 600000 */
+    int max_connections;              /* client connections at once, default 1024 */
+    int line_tls_ca_file;             /* line of each TLS file key, 0 if unset: for later errors */
     int line_tls_cert_file;
     int line_tls_key_file;
 };
 
 /* A whole configuration snapshot. Read-only once returned by conf_load(). */
 struct kb_conf {
-    int refcount;                  /* conf_ref/conf_unref; freed at zero */
-    char *path;                    /* the file it was loaded from */
-    enum kb_log_level log_level;   /* default info */
-    enum kb_log_format log_format; /* default text */
-    bool has_admin;                /* admin_listen set */
-    struct kb_hostport admin_listen; /* when has_admin */
-    size_t max_frame_bytes;        /* default 104857600 */
-    int drain_timeout_ms;          /* SIGTERM: time in-flight requests get to finish (30000) */
-    size_t buffer_high_bytes;      /* stop reading a side when its peer has this queued */
-    size_t buffer_low_bytes;       /* resume once the queue drains to this (< high) */
+    int refcount;                     /* conf_ref/conf_unref; freed at zero */
+    char *path;                       /* the file it was loaded from */
+    enum kb_log_level log_level;      /* default info */
+    enum kb_log_format log_format;    /* default text */
+    bool has_admin;                   /* admin_listen set */
+    struct kb_hostport admin_listen;  /* when has_admin */
+    size_t max_frame_bytes;           /* default 104857600 */
+    int drain_timeout_ms;             /* SIGTERM: time in-flight requests get to finish (30000) */
+    size_t buffer_high_bytes;         /* stop reading a side when its peer has this queued */
+    size_t buffer_low_bytes;          /* resume once the queue drains to this (< high) */
     struct kb_cluster_conf *clusters; /* array, in file order */
-    size_t n_clusters;             /* >= 1 */
+    size_t n_clusters;                /* >= 1 */
 };
 
 /*
@@ -87,8 +87,8 @@ struct kb_conf {
 struct kb_conf *conf_load(const char *path, char *err, size_t errlen);
 
 /* References are counted without locks: take and drop them on the event-loop thread. */
-struct kb_conf *conf_ref(struct kb_conf *conf);   /* returns conf */
-void conf_unref(struct kb_conf *conf);            /* NULL is fine */
+struct kb_conf *conf_ref(struct kb_conf *conf); /* returns conf */
+void conf_unref(struct kb_conf *conf);          /* NULL is fine */
 
 /*
  * Prints the effective configuration (every key, defaults included) as INI to out, starting

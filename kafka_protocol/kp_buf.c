@@ -58,16 +58,16 @@ kp_reader_be(struct kp_reader *r, size_t n, uint64_t *v)
  * kp_reader_i8, _i16, _i32, _i64 and _u32: a big-endian read of sizeof(type) bytes, converted
  * through the unsigned type of the same width (two's complement on every supported target).
  */
-#define KP_READER_INT(name, type, utype)                                                      \
-    enum kp_status kp_reader_##name(struct kp_reader *r, type *v)                             \
-    {                                                                                         \
-        uint64_t x;                                                                           \
-        enum kp_status st = kp_reader_be(r, sizeof(type), &x);                                \
-                                                                                              \
-        if (st == KP_OK) {                                                                    \
-            *v = (type)(utype)x;                                                              \
-        }                                                                                     \
-        return st;                                                                            \
+#define KP_READER_INT(name, type, utype)                                                           \
+    enum kp_status kp_reader_##name(struct kp_reader *r, type *v)                                  \
+    {                                                                                              \
+        uint64_t x;                                                                                \
+        enum kp_status st = kp_reader_be(r, sizeof(type), &x);                                     \
+                                                                                                   \
+        if (st == KP_OK) {                                                                         \
+            *v = (type)(utype)x;                                                                   \
+        }                                                                                          \
+        return st;                                                                                 \
     }
 
 KP_READER_INT(i8, int8_t, uint8_t)
@@ -197,13 +197,12 @@ kp_reader_length(struct kp_reader *r, unsigned flags, size_t width, int64_t max,
 
 /* String or bytes body after its length prefix. */
 static enum kp_status
-kp_reader_blob(struct kp_reader *r, unsigned flags, size_t width, int64_t max,
-               struct kp_view *out)
+kp_reader_blob(struct kp_reader *r, unsigned flags, size_t width, int64_t max, struct kp_view *out)
 {
     size_t start = r->pos;
     int64_t n;
     enum kp_status st = kp_reader_length(r, flags, width, max, &n);
-    struct kp_view v = { NULL, 0, true };
+    struct kp_view v = {NULL, 0, true};
 
     if (st != KP_OK) {
         return st;

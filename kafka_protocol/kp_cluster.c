@@ -15,7 +15,7 @@ kp_cluster_rewrite(struct kp_rw *rw, int16_t v)
     int8_t endpoint_type = KP_ENDPOINT_TYPE_BROKERS;
     int32_t n;
 
-    KP_TRY(kp_reader_skip(r, 4 + 2)); /* ThrottleTimeMs, ErrorCode */
+    KP_TRY(kp_reader_skip(r, 4 + 2));                            /* ThrottleTimeMs, ErrorCode */
     KP_TRY(kp_reader_string(r, KP_COMPACT | KP_NULLABLE, NULL)); /* ErrorMessage */
     if (v >= 1) {
         KP_TRY(kp_reader_i8(r, &endpoint_type));

@@ -28,9 +28,9 @@ kp_coordinator_rewrite(struct kp_rw *rw, int16_t v)
     }
     KP_TRY(kp_reader_array_len(r, flex, KP_COORDINATOR_MIN, &n));
     for (i = 0; i < n; i++) {
-        KP_TRY(kp_reader_string(r, flex, NULL)); /* Key */
-        KP_TRY(kp_rw_address(rw, flex));          /* NodeId, Host, Port */
-        KP_TRY(kp_reader_skip(r, 2));             /* ErrorCode */
+        KP_TRY(kp_reader_string(r, flex, NULL));               /* Key */
+        KP_TRY(kp_rw_address(rw, flex));                       /* NodeId, Host, Port */
+        KP_TRY(kp_reader_skip(r, 2));                          /* ErrorCode */
         KP_TRY(kp_reader_string(r, flex | KP_NULLABLE, NULL)); /* ErrorMessage */
         KP_TRY(kp_skip_tags(r, flex));
     }

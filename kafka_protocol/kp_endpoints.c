@@ -97,7 +97,7 @@ kp_produce_partition(struct kp_reader *r, int16_t v, unsigned flex)
     if (v >= 8) {
         KP_TRY(kp_reader_array_len(r, flex, KP_RECORD_ERROR_MIN, &n)); /* RecordErrors */
         for (i = 0; i < n; i++) {
-            KP_TRY(kp_reader_skip(r, 4)); /* BatchIndex */
+            KP_TRY(kp_reader_skip(r, 4));                          /* BatchIndex */
             KP_TRY(kp_reader_string(r, flex | KP_NULLABLE, NULL)); /* BatchIndexErrorMessage */
             KP_TRY(kp_skip_tags(r, flex));
         }
@@ -158,7 +158,6 @@ kp_fetch_rewrite(struct kp_rw *rw, int16_t v)
         KP_TRY(kp_reader_skip(&rw->in, 2 + 4)); /* ErrorCode, SessionId */
     }
     /* Responses: Topic name up to v12, TopicId from v13 */
-    KP_TRY(kp_skip_topics(&rw->in, v, flex, v >= 13, KP_FETCH_PARTITION_MIN,
-                          kp_fetch_partition));
+    KP_TRY(kp_skip_topics(&rw->in, v, flex, v >= 13, KP_FETCH_PARTITION_MIN, kp_fetch_partition));
     return flex ? kp_endpoints_rewrite_tags(rw, v >= 16) : KP_OK;
 }

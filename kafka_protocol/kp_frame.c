@@ -32,7 +32,7 @@ enum kp_status
 kp_request_header_decode(const uint8_t *body, size_t len, struct kp_request_header *hdr)
 {
     struct kp_reader r;
-    struct kp_request_header h = { 0, 0, 0, NULL, -1, 0, 0 };
+    struct kp_request_header h = {0, 0, 0, NULL, -1, 0, 0};
     struct kp_view client_id;
     enum kp_status st;
 
@@ -69,8 +69,8 @@ kp_request_header_decode(const uint8_t *body, size_t len, struct kp_request_head
 }
 
 enum kp_status
-kp_request_expects_response(const uint8_t *body, size_t len,
-                            const struct kp_request_header *hdr, bool *expects)
+kp_request_expects_response(const uint8_t *body, size_t len, const struct kp_request_header *hdr,
+                            bool *expects)
 {
     struct kp_reader r;
     unsigned flags = KP_NULLABLE;
@@ -104,8 +104,8 @@ kp_request_expects_response(const uint8_t *body, size_t len,
 }
 
 enum kp_status
-kp_response_header_decode(const uint8_t *body, size_t len, int16_t api_key,
-                          int16_t api_version, int32_t *correlation_id, size_t *header_len)
+kp_response_header_decode(const uint8_t *body, size_t len, int16_t api_key, int16_t api_version,
+                          int32_t *correlation_id, size_t *header_len)
 {
     struct kp_reader r;
     int32_t id;

@@ -11,7 +11,7 @@
 
 #include "kp_status.h"
 
-#define KP_FRAME_PREFIX 4   /* bytes of the big-endian int32 size prefix */
+#define KP_FRAME_PREFIX 4 /* bytes of the big-endian int32 size prefix */
 
 /*
  * Reads the size prefix at buf[0..3]. On KP_OK *size is the body length that follows the
@@ -47,8 +47,7 @@ enum kp_status kp_request_header_decode(const uint8_t *body, size_t len,
  * KP_INCOMPLETE when the bytes up to and including acks are not all in body yet.
  */
 enum kp_status kp_request_expects_response(const uint8_t *body, size_t len,
-                                           const struct kp_request_header *hdr,
-                                           bool *expects);
+                                           const struct kp_request_header *hdr, bool *expects);
 
 /*
  * Response header length for a response to (api_key, api_version): header v0 is the 4-byte

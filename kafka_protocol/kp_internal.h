@@ -15,12 +15,12 @@
 #include "kp_status.h"
 
 /* Evaluates a kp_status expression and returns it from the calling function unless KP_OK. */
-#define KP_TRY(expr)                                                                          \
-    do {                                                                                      \
-        enum kp_status kp_try_st_ = (expr);                                                   \
-        if (kp_try_st_ != KP_OK) {                                                            \
-            return kp_try_st_;                                                                \
-        }                                                                                     \
+#define KP_TRY(expr)                                                                               \
+    do {                                                                                           \
+        enum kp_status kp_try_st_ = (expr);                                                        \
+        if (kp_try_st_ != KP_OK) {                                                                 \
+            return kp_try_st_;                                                                     \
+        }                                                                                          \
     } while (0)
 
 /* Smallest encoded broker entry (NodeId, a 1-byte compact Host, Port): bounds array counts. */

@@ -6,7 +6,7 @@
 #include "kp_internal.h"
 
 /* Smallest encoded topic and partition entries, to bound hostile array counts. */
-#define KP_METADATA_TOPIC_MIN 5     /* ErrorCode, 1-byte compact Name, empty Partitions... */
+#define KP_METADATA_TOPIC_MIN 5      /* ErrorCode, 1-byte compact Name, empty Partitions... */
 #define KP_METADATA_PARTITION_MIN 12 /* ErrorCode, PartitionIndex, LeaderId, 2 empty arrays */
 
 /* MetadataResponsePartition. */

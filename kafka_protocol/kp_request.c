@@ -8,7 +8,7 @@
 
 #include "kp_api.h"
 
-#define KP_API_ENTRY_V0 6   /* ApiKey, MinVersion, MaxVersion: int16 each */
+#define KP_API_ENTRY_V0 6 /* ApiKey, MinVersion, MaxVersion: int16 each */
 
 /* Writes a size prefix placeholder and header v1; returns the offset of the prefix. */
 static enum kp_status
@@ -100,13 +100,13 @@ kp_request_metadata_brokers(struct kp_writer *w, int16_t version, int32_t correl
         return KP_UNSUPPORTED;
     }
     kp_request_begin(w, KP_API_METADATA, version, correlation_id, client_id, &start);
-    kp_writer_array_len(w, 0, 0);   /* Topics: empty (v1+: null would mean all topics) */
+    kp_writer_array_len(w, 0, 0); /* Topics: empty (v1+: null would mean all topics) */
     if (version >= 4) {
-        kp_writer_i8(w, 0);         /* AllowAutoTopicCreation: false */
+        kp_writer_i8(w, 0); /* AllowAutoTopicCreation: false */
     }
     if (version >= 8) {
-        kp_writer_i8(w, 0);         /* IncludeClusterAuthorizedOperations: false */
-        kp_writer_i8(w, 0);         /* IncludeTopicAuthorizedOperations: false */
+        kp_writer_i8(w, 0); /* IncludeClusterAuthorizedOperations: false */
+        kp_writer_i8(w, 0); /* IncludeTopicAuthorizedOperations: false */
     }
     return kp_request_end(w, start);
 }

@@ -17,10 +17,10 @@ enum kp_status kp_request_api_versions(struct kp_writer *w, int32_t correlation_
 
 /* What an ApiVersions v0 response body says about one api key. */
 struct kp_api_range {
-    int16_t error;   /* ErrorCode of the response */
-    int32_t n_apis;  /* entries in ApiKeys */
-    int16_t min;     /* MinVersion of the key asked for, -1 when not listed */
-    int16_t max;     /* MaxVersion of the key asked for, -1 when not listed */
+    int16_t error;  /* ErrorCode of the response */
+    int32_t n_apis; /* entries in ApiKeys */
+    int16_t min;    /* MinVersion of the key asked for, -1 when not listed */
+    int16_t max;    /* MaxVersion of the key asked for, -1 when not listed */
 };
 
 /*
@@ -28,7 +28,7 @@ struct kp_api_range {
  * api_key. KP_OK also when error != 0 (then the entries are not read). KP_MALFORMED otherwise.
  */
 enum kp_status kp_response_api_versions_v0(const uint8_t *body, size_t len, int16_t api_key,
-                                            struct kp_api_range *out);
+                                           struct kp_api_range *out);
 
 /*
  * The Metadata version to send a broker serving [min, max]: the highest up to v4 (the oldest

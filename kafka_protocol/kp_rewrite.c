@@ -141,8 +141,8 @@ kp_rewrite_dispatch(struct kp_rw *rw, int16_t api_key, int16_t api_version)
 
 enum kp_status
 kp_rewrite_response(int16_t api_key, int16_t api_version, const uint8_t *body, size_t len,
-                    kp_map_fn map, void *arg, struct kp_writer *out,
-                    struct kp_rewrite_stats *stats, size_t *err_offset)
+                    kp_map_fn map, void *arg, struct kp_writer *out, struct kp_rewrite_stats *stats,
+                    size_t *err_offset)
 {
     struct kp_rewrite_stats local;
     struct kp_rw rw;

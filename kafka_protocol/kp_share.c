@@ -33,7 +33,7 @@ kp_share_fetch_partition(struct kp_reader *r, int16_t v, unsigned flex)
 
     (void)v;
     KP_TRY(kp_share_partition_head(r));
-    KP_TRY(kp_reader_skip(r, 2)); /* AcknowledgeErrorCode */
+    KP_TRY(kp_reader_skip(r, 2));                          /* AcknowledgeErrorCode */
     KP_TRY(kp_reader_string(r, flex | KP_NULLABLE, NULL)); /* AcknowledgeErrorMessage */
     KP_TRY(kp_share_leader(r));
     KP_TRY(kp_reader_bytes(r, flex | KP_NULLABLE, NULL)); /* Records: skipped by length */
@@ -62,10 +62,10 @@ kp_share_rewrite(struct kp_rw *rw, int16_t v, size_t partition_min, kp_partition
 {
     struct kp_reader *r = &rw->in;
 
-    KP_TRY(kp_reader_skip(r, 4 + 2)); /* ThrottleTimeMs, ErrorCode */
+    KP_TRY(kp_reader_skip(r, 4 + 2));                            /* ThrottleTimeMs, ErrorCode */
     KP_TRY(kp_reader_string(r, KP_COMPACT | KP_NULLABLE, NULL)); /* ErrorMessage */
     KP_TRY(kp_skip_topics(r, v, KP_COMPACT, true, partition_min, partition)); /* Responses */
-    KP_TRY(kp_rw_brokers(rw, KP_COMPACT, true)); /* NodeEndpoints */
+    KP_TRY(kp_rw_brokers(rw, KP_COMPACT, true));                              /* NodeEndpoints */
     return kp_reader_skip_tags(r);
 }
 

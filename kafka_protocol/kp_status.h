@@ -7,12 +7,12 @@
 #define KB_KAFKA_PROTOCOL_KP_STATUS_H
 
 enum kp_status {
-    KP_OK = 0,          /* done */
-    KP_INCOMPLETE,      /* the input ends before the value does; more bytes may fix it */
-    KP_MALFORMED,       /* the bytes cannot be what the spec says they are */
-    KP_UNSUPPORTED,     /* valid Kafka, but an api/version this codec does not implement */
-    KP_TOO_LARGE,       /* a size above the configured or representable maximum */
-    KP_NOMEM            /* allocation failed */
+    KP_OK = 0,      /* done */
+    KP_INCOMPLETE,  /* the input ends before the value does; more bytes may fix it */
+    KP_MALFORMED,   /* the bytes cannot be what the spec says they are */
+    KP_UNSUPPORTED, /* valid Kafka, but an api/version this codec does not implement */
+    KP_TOO_LARGE,   /* a size above the configured or representable maximum */
+    KP_NOMEM        /* allocation failed */
 };
 
 /* Returns a static, human-readable name for s ("malformed", ...). Never NULL. */

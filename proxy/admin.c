@@ -20,8 +20,8 @@
 #include "proxy/proxy.h"
 
 struct admin {
-    struct kb_proxy *proxy;        /* what is reported on */
-    struct evhttp *http;           /* the server */
+    struct kb_proxy *proxy; /* what is reported on */
+    struct evhttp *http;    /* the server */
 };
 
 static void
@@ -71,7 +71,7 @@ admin_readyz(struct admin *a, struct evhttp_request *req, struct evbuffer *body)
         }
         if (!ok) {
             evbuffer_add_printf(body, ",\"reason\":");
-            admin_json_str(body, m->last_error[0]   ? m->last_error
+            admin_json_str(body, m->last_error[0]    ? m->last_error
                                  : m->last_ready > 0 ? "no successful probe recently"
                                                      : "no verified Metadata exchange yet");
         }
@@ -79,8 +79,8 @@ admin_readyz(struct admin *a, struct evhttp_request *req, struct evbuffer *body)
     }
     evbuffer_add_printf(body, "],\"ready\":%s%s}\n", ready ? "true" : "false",
                         p->draining ? ",\"reason\":\"draining\"" : "");
-    admin_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
-                "application/json", body);
+    admin_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "application/json",
+                body);
 }
 
 static void

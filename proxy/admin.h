@@ -15,6 +15,6 @@ struct kb_proxy;
 
 /* Binds admin_listen of p->conf. NULL with the reason in err. */
 struct admin *admin_new(struct kb_proxy *p, char *err, size_t errlen);
-void admin_free(struct admin *a);   /* NULL is fine */
+void admin_free(struct admin *a); /* NULL is fine */
 
 #endif

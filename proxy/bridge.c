@@ -32,33 +32,33 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
-#define KB_HEADER_PEEK 64            /* first guess of how many bytes a request header needs */
-#define KB_LINGER_SEC 10             /* bound on flushing the other side after one side ends */
+#define KB_HEADER_PEEK 64 /* first guess of how many bytes a request header needs */
+#define KB_LINGER_SEC 10  /* bound on flushing the other side after one side ends */
 
 enum frame_step { STEP_DONE, STEP_WAIT, STEP_CLOSED };
 
 struct bridge {
-    struct kb_cluster *cl;           /* owner */
-    uint64_t id;                     /* connection id, "C#id" in logs */
-    int32_t node_id;                 /* KB_NODE_BOOTSTRAP or the broker this serves */
-    char prefix[96];                 /* "C#12 127.0.0.1:50412" */
-    struct bufferevent *client;      /* the plaintext client */
-    struct bufferevent *server;      /* the broker; NULL until connected */
-    struct upstream *connecting;     /* attempt under way, or NULL */
-    size_t next_bootstrap;           /* index of the next bootstrap server to try */
-    struct kb_hostport upstream;     /* the broker's name (for SNI, verification and logs) */
-    struct inflight inflight;        /* requests waiting for their response */
-    size_t req_remaining;            /* bytes of the current request still to forward */
-    size_t resp_remaining;           /* bytes of the current pass-through response to forward */
-    uint64_t bytes_up;               /* client -> broker */
-    uint64_t bytes_down;             /* broker -> client */
-    uint64_t responses_rewritten;    /* responses that went through the codec */
-    double connect_started;          /* monotonic time the upstream attempt began */
-    bool draining;                   /* finish what is in flight, accept no new request */
-    struct event *linger;            /* set while flushing to the client before closing */
-    char finish_why[320];            /* why we are closing once the client is flushed */
-    struct bridge *prev;             /* proxy list */
-    struct bridge *next;             /* proxy list */
+    struct kb_cluster *cl;        /* owner */
+    uint64_t id;                  /* connection id, "C#id" in logs */
+    int32_t node_id;              /* KB_NODE_BOOTSTRAP or the broker this serves */
+    char prefix[96];              /* "C#12 127.0.0.1:50412" */
+    struct bufferevent *client;   /* the plaintext client */
+    struct bufferevent *server;   /* the broker; NULL until connected */
+    struct upstream *connecting;  /* attempt under way, or NULL */
+    size_t next_bootstrap;        /* index of the next bootstrap server to try */
+    struct kb_hostport upstream;  /* the broker's name (for SNI, verification and logs) */
+    struct inflight inflight;     /* requests waiting for their response */
+    size_t req_remaining;         /* bytes of the current request still to forward */
+    size_t resp_remaining;        /* bytes of the current pass-through response to forward */
+    uint64_t bytes_up;            /* client -> broker */
+    uint64_t bytes_down;          /* broker -> client */
+    uint64_t responses_rewritten; /* responses that went through the codec */
+    double connect_started;       /* monotonic time the upstream attempt began */
+    bool draining;                /* finish what is in flight, accept no new request */
+    struct event *linger;         /* set while flushing to the client before closing */
+    char finish_why[320];         /* why we are closing once the client is flushed */
+    struct bridge *prev;          /* proxy list */
+    struct bridge *next;          /* proxy list */
 };
 
 static void bridge_finish(struct bridge *br, const char *why);
@@ -66,8 +66,7 @@ static bool bridge_pump_requests(struct bridge *br);
 static bool bridge_pump_responses(struct bridge *br);
 static void bridge_connect_next(struct bridge *br);
 
-static void
-brlog(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
+static void brlog(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
 
 static void
 brlog(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
@@ -117,8 +116,8 @@ bridge_free(struct bridge *br)
 }
 
 /* Logs why and frees the pair. Callers return at once: br is gone. */
-static void
-bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
+static void bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
+    KB_PRINTF(3, 4);
 
 static void
 bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
@@ -182,7 +181,7 @@ bridge_on_client_drained(struct bufferevent *bev, void *arg)
     }
     if (br->server && !(bufferevent_get_enabled(br->server) & EV_READ)) {
         bufferevent_enable(br->server, EV_READ);
-        bridge_pump_responses(br);   /* process what is already buffered */
+        bridge_pump_responses(br); /* process what is already buffered */
     }
 }
 
@@ -214,7 +213,7 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
     bool expects = true;
 
     if (br->draining) {
-        bufferevent_disable(br->client, EV_READ);   /* no new request once draining */
+        bufferevent_disable(br->client, EV_READ); /* no new request once draining */
         return STEP_WAIT;
     }
     if (avail < KP_FRAME_PREFIX) {
@@ -224,11 +223,11 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
     st = kp_frame_size(pre, sizeof(pre), max, &size);
     if (st != KP_OK) {
         br->cl->metrics->protocol_errors++;
-        bridge_close(br, KB_LOG_WARN, "client sent a request frame with %s size %d%s",
-                     st == KP_TOO_LARGE ? "a too large" : "an invalid",
-                     (int)((uint32_t)pre[0] << 24 | (uint32_t)pre[1] << 16 |
-                           (uint32_t)pre[2] << 8 | pre[3]),
-                     st == KP_TOO_LARGE ? " (above max_frame_bytes)" : "");
+        bridge_close(
+            br, KB_LOG_WARN, "client sent a request frame with %s size %d%s",
+            st == KP_TOO_LARGE ? "a too large" : "an invalid",
+            (int)((uint32_t)pre[0] << 24 | (uint32_t)pre[1] << 16 | (uint32_t)pre[2] << 8 | pre[3]),
+            st == KP_TOO_LARGE ? " (above max_frame_bytes)" : "");
         return STEP_CLOSED;
     }
     total = KP_FRAME_PREFIX + size;
@@ -260,8 +259,8 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
               expects ? "" : " (acks=0: no response)");
     }
     metrics_count_request(br->cl->metrics, hdr.api_key);
-    if (expects && !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key,
-                                  hdr.api_version, metrics_now())) {
+    if (expects && !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key, hdr.api_version,
+                                  metrics_now())) {
         bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
                      KB_INFLIGHT_MAX);
         return STEP_CLOSED;
@@ -272,11 +271,11 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
 
 /* One direction of a bridge, for bridge_pump(). */
 struct pump_dir {
-    struct bufferevent *from;        /* read side */
-    struct bufferevent *to;          /* write side */
-    size_t *remaining;               /* bytes of the current frame still to move */
-    uint64_t *bytes;                 /* this bridge's byte counter */
-    uint64_t *metric;                /* the cluster's byte counter */
+    struct bufferevent *from; /* read side */
+    struct bufferevent *to;   /* write side */
+    size_t *remaining;        /* bytes of the current frame still to move */
+    uint64_t *bytes;          /* this bridge's byte counter */
+    uint64_t *metric;         /* the cluster's byte counter */
     enum frame_step (*start)(struct bridge *, struct evbuffer *); /* look at a new frame */
 };
 
@@ -317,8 +316,12 @@ bridge_pump(struct bridge *br, const struct pump_dir *d)
 static bool
 bridge_pump_requests(struct bridge *br)
 {
-    const struct pump_dir d = {br->client, br->server, &br->req_remaining, &br->bytes_up,
-                               &br->cl->metrics->bytes_up, bridge_start_request};
+    const struct pump_dir d = {br->client,
+                               br->server,
+                               &br->req_remaining,
+                               &br->bytes_up,
+                               &br->cl->metrics->bytes_up,
+                               bridge_start_request};
 
     return bridge_pump(br, &d);
 }
@@ -357,8 +360,8 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
     size_t nsize;
 
     kp_writer_init(&w);
-    st = kp_response_header_decode(p + KP_FRAME_PREFIX, size, req->api_key, req->api_version,
-                                   &cid, &hlen);
+    st = kp_response_header_decode(p + KP_FRAME_PREFIX, size, req->api_key, req->api_version, &cid,
+                                   &hlen);
     if (st == KP_OK) {
         st = kp_rewrite_response(req->api_key, req->api_version, p + KP_FRAME_PREFIX + hlen,
                                  size - hlen, brokermap_map, &call, &w, &stats, &err_off);
@@ -372,8 +375,8 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
             bridge_close(br, KB_LOG_ERROR,
                          "cannot rewrite %s v%d response (%s at byte %zu of %zu); closing "
                          "rather than pass on unrewritten broker addresses",
-                         kp_api_name(req->api_key), req->api_version, kp_status_str(st),
-                         err_off, size);
+                         kp_api_name(req->api_key), req->api_version, kp_status_str(st), err_off,
+                         size);
         }
         return STEP_CLOSED;
     }
@@ -385,8 +388,7 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
     evbuffer_add(out, pre, sizeof(pre));
     evbuffer_add(out, p + KP_FRAME_PREFIX, hlen);
     /* Hand the writer's buffer to the evbuffer instead of copying it again. */
-    if (w.len == 0 ||
-        evbuffer_add_reference(out, w.buf, w.len, bridge_free_chunk, NULL) == 0) {
+    if (w.len == 0 || evbuffer_add_reference(out, w.buf, w.len, bridge_free_chunk, NULL) == 0) {
         if (w.len == 0) {
             kp_writer_free(&w);
         }
@@ -401,7 +403,7 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
     br->responses_rewritten++;
     metrics_count_rewrite(br->cl->metrics, req->api_key, stats.rewritten);
     if (req->api_key == KP_API_METADATA) {
-        br->cl->metrics->last_ready = metrics_now();   /* a verified Metadata exchange */
+        br->cl->metrics->last_ready = metrics_now(); /* a verified Metadata exchange */
     }
     if (log_enabled(KB_LOG_DEBUG)) {
         brlog(br, KB_LOG_DEBUG,
@@ -454,7 +456,7 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         return STEP_DONE;
     }
     if (avail < total) {
-        return STEP_WAIT;   /* rewriting needs the whole frame */
+        return STEP_WAIT; /* rewriting needs the whole frame */
     }
     r = *req;
     metrics_observe(&br->cl->metrics->request_latency, metrics_now() - r.sent);
@@ -467,8 +469,12 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
 static bool
 bridge_pump_responses(struct bridge *br)
 {
-    const struct pump_dir d = {br->server, br->client, &br->resp_remaining, &br->bytes_down,
-                               &br->cl->metrics->bytes_down, bridge_start_response};
+    const struct pump_dir d = {br->server,
+                               br->client,
+                               &br->resp_remaining,
+                               &br->bytes_down,
+                               &br->cl->metrics->bytes_down,
+                               bridge_start_response};
 
     if (!bridge_pump(br, &d)) {
         return false;
@@ -598,7 +604,7 @@ bridge_on_server_event(struct bufferevent *bev, short what, void *arg)
     } else {
         snprintf(why, sizeof(why), "error: %s", strerror(EVUTIL_SOCKET_ERROR()));
     }
-    if (bridge_pump_responses(br)) {   /* anything complete still goes out */
+    if (bridge_pump_responses(br)) { /* anything complete still goes out */
         bridge_server_ended(br, why);
     }
 }
@@ -643,7 +649,7 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
         bufferevent_set_timeouts(br->client, &idle, NULL);
     }
     bufferevent_enable(br->client, EV_READ | EV_WRITE);
-    bridge_pump_requests(br);   /* requests that arrived while connecting */
+    bridge_pump_requests(br); /* requests that arrived while connecting */
 }
 
 static void
@@ -663,8 +669,8 @@ bridge_connect_next(struct bridge *br)
     }
     br->upstream = *target;
     br->connect_started = metrics_now();
-    br->connecting = upstream_connect(cl->proxy->base, cl->proxy->dns, cl->cc, cl->ssl_ctx,
-                                      target, bridge_on_upstream, br);
+    br->connecting = upstream_connect(cl->proxy->base, cl->proxy->dns, cl->cc, cl->ssl_ctx, target,
+                                      bridge_on_upstream, br);
     if (!br->connecting) {
         bridge_close(br, KB_LOG_ERROR, "out of memory starting an upstream connection");
     }
@@ -684,7 +690,8 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
         cl->metrics->clients_rejected++;
         cllog(KB_LOG_WARN, cl->cc->name,
               "refused a client: max_connections (%d) reached; raise max_connections or find "
-              "the client that leaks connections", cl->cc->max_connections);
+              "the client that leaks connections",
+              cl->cc->max_connections);
         return;
     }
     br = calloc(1, sizeof(*br));

@@ -15,17 +15,17 @@
 #include "proxy/proxy.h"
 
 struct broker_slot {
-    bool known;                   /* an address was seen for this node */
-    struct kb_hostport upstream;  /* the address the broker advertises */
-    struct listener *listener;    /* serves the node to clients; NULL until first seen */
+    bool known;                  /* an address was seen for this node */
+    struct kb_hostport upstream; /* the address the broker advertises */
+    struct listener *listener;   /* serves the node to clients; NULL until first seen */
 };
 
 struct brokermap {
-    int refs;                     /* clusters sharing this map */
-    bool retired;                 /* listeners closed; open no more */
-    struct kb_cluster *cl;        /* the newest cluster using it (settings, accepts) */
-    struct broker_slot *slots;    /* max_node_id + 1 entries, indexed by node id */
-    size_t n_slots;               /* entries in slots */
+    int refs;                  /* clusters sharing this map */
+    bool retired;              /* listeners closed; open no more */
+    struct kb_cluster *cl;     /* the newest cluster using it (settings, accepts) */
+    struct broker_slot *slots; /* max_node_id + 1 entries, indexed by node id */
+    size_t n_slots;            /* entries in slots */
 };
 
 struct brokermap *
@@ -119,8 +119,8 @@ brokermap_upstream(const struct brokermap *m, int32_t node_id)
 
 /* Records the advertised address of a node; logs when it is new or changed. */
 static bool
-brokermap_learn(struct brokermap *m, struct brokermap_call *call, int32_t node_id,
-                const char *host, size_t host_len, int32_t port)
+brokermap_learn(struct brokermap *m, struct brokermap_call *call, int32_t node_id, const char *host,
+                size_t host_len, int32_t port)
 {
     struct broker_slot *s = &m->slots[node_id];
     struct kb_hostport hp;
@@ -160,7 +160,7 @@ brokermap_map(void *arg, int32_t node_id, const char *host, size_t host_len, int
     char err[384];
 
     if (node_id < 0) {
-        return false;   /* "no node" (e.g. coordinator not available): nothing to reach */
+        return false; /* "no node" (e.g. coordinator not available): nothing to reach */
     }
     if ((size_t)node_id >= m->n_slots) {
         call->failed = true;
@@ -176,8 +176,8 @@ brokermap_map(void *arg, int32_t node_id, const char *host, size_t host_len, int
     }
     s = &m->slots[node_id];
     if (!s->listener && !m->retired) {
-        s->listener = listener_new(m->cl, cc->broker_port_base + node_id, node_id, err,
-                                   sizeof(err));
+        s->listener =
+            listener_new(m->cl, cc->broker_port_base + node_id, node_id, err, sizeof(err));
         if (!s->listener) {
             call->failed = true;
             snprintf(call->err, sizeof(call->err), "broker %d: %s", (int)node_id, err);

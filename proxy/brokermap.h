@@ -17,15 +17,15 @@ struct brokermap;
 
 /* Per-rewrite state handed to brokermap_map() as its void *arg. */
 struct brokermap_call {
-    struct brokermap *map;   /* the cluster's map */
-    bool failed;             /* a broker could not be mapped: the response must not go out */
-    char err[512];           /* why, when failed */
+    struct brokermap *map; /* the cluster's map */
+    bool failed;           /* a broker could not be mapped: the response must not go out */
+    char err[512];         /* why, when failed */
 };
 
 /* A new, empty map serving for cl (refcount 1). NULL when out of memory. */
 struct brokermap *brokermap_new(struct kb_cluster *cl);
 struct brokermap *brokermap_ref(struct brokermap *m);
-void brokermap_unref(struct brokermap *m);  /* at zero closes the listeners; NULL is fine */
+void brokermap_unref(struct brokermap *m); /* at zero closes the listeners; NULL is fine */
 
 /* True when a cluster configured as cc can keep using m (same listener settings). */
 bool brokermap_compatible(const struct brokermap *m, const struct kb_cluster_conf *cc);

@@ -28,19 +28,19 @@
 
 /* The command line. */
 struct check_opts {
-    const char *path;     /* -c */
-    const char *cluster;  /* --cluster, NULL for all */
-    bool json;            /* --json */
-    const char *topic;    /* --produce-test, NULL when not asked for */
+    const char *path;    /* -c */
+    const char *cluster; /* --cluster, NULL for all */
+    bool json;           /* --json */
+    const char *topic;   /* --produce-test, NULL when not asked for */
 };
 
 /* What every target of one cluster is checked with. */
 struct check_job {
-    struct check_report *rep;           /* where findings go */
-    struct check_cluster *cl;           /* the cluster's records */
-    const struct kb_conf *conf;         /* the snapshot */
-    const struct kb_cluster_conf *cc;   /* the cluster's settings */
-    SSL_CTX *ctx;                       /* its TLS context, NULL with tls = off */
+    struct check_report *rep;         /* where findings go */
+    struct check_cluster *cl;         /* the cluster's records */
+    const struct kb_conf *conf;       /* the snapshot */
+    const struct kb_cluster_conf *cc; /* the cluster's settings */
+    SSL_CTX *ctx;                     /* its TLS context, NULL with tls = off */
 };
 
 /* ---- Internal ---------------------------------------------------------------------------- */
@@ -70,12 +70,9 @@ static int
 check_parse(int argc, char **argv, struct check_opts *o)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"cluster", required_argument, NULL, 'C'},
-        {"json", no_argument, NULL, 'j'},
-        {"produce-test", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"cluster", required_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'j'},         {"produce-test", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -213,12 +210,11 @@ check_trust_store(struct check_job *job, bool *usable)
                        "%s", err);
         return true;
     }
-    check_step_add(job->rep, t, CHECK_STEP_TRUST_STORE, CHECK_OK, 0, NULL,
-                   "%s loaded; tls_verify = %s%s%s",
-                   cc->tls_ca_file ? "tls_ca_file" : "system store",
-                   conf_tls_verify_str(cc->tls_verify),
-                   cc->tls_cert_file ? "; client certificate " : "",
-                   cc->tls_cert_file ? cc->tls_cert_file : "");
+    check_step_add(
+        job->rep, t, CHECK_STEP_TRUST_STORE, CHECK_OK, 0, NULL, "%s loaded; tls_verify = %s%s%s",
+        cc->tls_ca_file ? "tls_ca_file" : "system store", conf_tls_verify_str(cc->tls_verify),
+        cc->tls_cert_file ? "; client certificate " : "",
+        cc->tls_cert_file ? cc->tls_cert_file : "");
     return true;
 }
 

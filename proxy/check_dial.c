@@ -30,8 +30,8 @@ check_dial_addrs(const struct addrinfo *res, char *out, size_t outlen)
     out[0] = '\0';
     for (ai = res; ai; ai = ai->ai_next, n++) {
         if (n >= CHECK_DIAL_SHOWN || len >= outlen ||
-            getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
-                        NI_NUMERICHOST) != 0) {
+            getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST) !=
+                0) {
             continue;
         }
         tlserr_format(out + len, outlen - len, "%s%s", n ? ", " : "", host);
@@ -55,8 +55,7 @@ check_dial_dns(struct check_report *rep, struct check_target *t, const struct kb
     int gai;
 
     if (dial != name) {
-        tlserr_format(via, sizeof(via), " (connect_to: dialling %s for %s)", t->dial,
-                      t->address);
+        tlserr_format(via, sizeof(via), " (connect_to: dialling %s for %s)", t->dial, t->address);
     }
     gai = check_net_resolve(dial->host, dial->port, &res);
     if (gai != 0) {
@@ -72,7 +71,8 @@ check_dial_dns(struct check_report *rep, struct check_target *t, const struct kb
         }
         check_step_add(rep, t, CHECK_STEP_DNS, CHECK_FAIL, check_now_ms() - t0,
                        gai == EAI_AGAIN ? "a temporary DNS failure: is a DNS server reachable "
-                                          "from this host? Then try again" : fix,
+                                          "from this host? Then try again"
+                                        : fix,
                        "DNS failure: cannot resolve '%s': %s%s", dial->host, gai_strerror(gai),
                        via);
         return NULL;
@@ -87,7 +87,8 @@ check_dial_dns(struct check_report *rep, struct check_target *t, const struct kb
                        "dial the IP with connect_to = NAME:9094=IP:9094",
                        "%s is an IP literal%s; with tls_verify = full the certificate must name "
                        "this IP, and MSK certificates name hosts (b-N.<cluster>...amazonaws.com), "
-                       "not IP addresses", name->host, via);
+                       "not IP addresses",
+                       name->host, via);
     } else {
         check_step_add(rep, t, CHECK_STEP_DNS, CHECK_OK, check_now_ms() - t0, NULL, "%s%s%s%s",
                        dial->host, dial->is_ip ? " (an IP literal: no lookup)" : " -> ",
@@ -106,25 +107,26 @@ check_dial_cause(const struct check_target *t, const struct kb_cluster_conf *cc,
     switch (err) {
     case ECONNREFUSED:
         if (listener) {
-            tlserr_format(why, whylen, "connection refused: kbridge is not listening on %s",
-                          dial);
+            tlserr_format(why, whylen, "connection refused: kbridge is not listening on %s", dial);
             *fix = "start kbridge with this configuration (kbridge -c FILE) and check again: "
                    "--produce-test goes through kbridge's own listener";
             return;
         }
-        tlserr_format(why, whylen, "connection refused by %s: nothing listens on that port",
-                      dial);
+        tlserr_format(why, whylen, "connection refused by %s: nothing listens on that port", dial);
         *fix = "check the port: " CHECK_MSK_PORTS "; check that the cluster is ACTIVE and the "
                "broker is up";
         return;
     case ETIMEDOUT:
-        tlserr_format(why, whylen, "connect timed out after %d ms to %s: no answer, packets are "
-                      "dropped on the way", cc->connect_timeout_ms, dial);
-        *fix = listener ? "is kbridge running, and not stopped or overloaded?"
-                        : "open the cluster's security group to this host's egress IP (inbound "
-                          "TCP on the broker port); from outside the VPC MSK public access must "
-                          "be on; check that the cluster is ACTIVE and the port is right: "
-                          CHECK_MSK_PORTS;
+        tlserr_format(why, whylen,
+                      "connect timed out after %d ms to %s: no answer, packets are "
+                      "dropped on the way",
+                      cc->connect_timeout_ms, dial);
+        *fix =
+            listener
+                ? "is kbridge running, and not stopped or overloaded?"
+                : "open the cluster's security group to this host's egress IP (inbound "
+                  "TCP on the broker port); from outside the VPC MSK public access must "
+                  "be on; check that the cluster is ACTIVE and the port is right: " CHECK_MSK_PORTS;
         return;
     case EHOSTUNREACH:
     case ENETUNREACH:
@@ -169,17 +171,16 @@ check_dial_run(struct check_report *rep, struct check_target *t, const struct kb
     check_net_addr_str(res->ai_addr, first, sizeof(first));
     if (fd < 0) {
         check_dial_cause(t, cc, err, first, why, sizeof(why), &fix);
-        check_step_add(rep, t, CHECK_STEP_TCP, CHECK_FAIL, check_now_ms() - t0, fix, "%s%s%s",
-                       why, res->ai_next ? "; every address failed: " : "",
-                       res->ai_next ? tried : "");
+        check_step_add(rep, t, CHECK_STEP_TCP, CHECK_FAIL, check_now_ms() - t0, fix, "%s%s%s", why,
+                       res->ai_next ? "; every address failed: " : "", res->ai_next ? tried : "");
     } else if (used != res) {
         /* libevent's connect-by-name (the daemon's) dials the first address only. */
         check_step_add(rep, t, CHECK_STEP_TCP, CHECK_WARN, check_now_ms() - t0,
                        "make the name resolve to reachable addresses only, or dial the one that "
                        "works with connect_to",
                        "connected to %s, but not to the first address (%s), the only one kbridge "
-                       "dials", check_net_addr_str(used->ai_addr, used_str, sizeof(used_str)),
-                       tried);
+                       "dials",
+                       check_net_addr_str(used->ai_addr, used_str, sizeof(used_str)), tried);
     } else {
         check_step_add(rep, t, CHECK_STEP_TCP, CHECK_OK, check_now_ms() - t0, NULL,
                        "connected to %s in %ld ms", first, check_now_ms() - t0);

@@ -10,8 +10,8 @@
 #include "proxy/check_report.h"
 
 /* MSK's listener ports, for every "wrong port?" hint. */
-#define CHECK_MSK_PORTS                                                                        \
-    "MSK TLS is 9094, or 9194 with public access (9092 plaintext, 9096/9196 SASL/SCRAM, "      \
+#define CHECK_MSK_PORTS                                                                            \
+    "MSK TLS is 9094, or 9194 with public access (9092 plaintext, 9096/9196 SASL/SCRAM, "          \
     "9098/9198 IAM)"
 
 /*

@@ -53,9 +53,10 @@ check_kafka_call(struct check_conn *c, const struct kp_writer *req, int16_t api,
     }
     st = kp_frame_size(prefix, sizeof(prefix), max_frame, &size);
     if (st != KP_OK) {
-        tlserr_format(err, errlen, "the answer does not start like a Kafka response (size prefix "
-                      "%02x %02x %02x %02x: %s)", prefix[0], prefix[1], prefix[2], prefix[3],
-                      kp_status_str(st));
+        tlserr_format(err, errlen,
+                      "the answer does not start like a Kafka response (size prefix "
+                      "%02x %02x %02x %02x: %s)",
+                      prefix[0], prefix[1], prefix[2], prefix[3], kp_status_str(st));
         return false;
     }
     *resp = malloc(size ? size : 1);
@@ -187,18 +188,18 @@ check_kafka_run(struct check_report *rep, struct check_target *t, const struct k
     if (md_version < 0) {
         check_step_add(rep, t, CHECK_STEP_KAFKA, CHECK_FAIL, check_now_ms() - t0, NULL,
                        "ApiVersions: the broker serves Metadata v%d-v%d, none of which kbridge's "
-                       "check can send (v1-v8)", apis.min, apis.max);
+                       "check can send (v1-v8)",
+                       apis.min, apis.max);
         goto done;
     }
     kp_writer_free(&req);
     if (kp_request_metadata_brokers(&req, (int16_t)md_version, CHECK_CORR_METADATA,
                                     CHECK_CLIENT_ID) != KP_OK ||
-        !check_kafka_call(c, &req, KP_API_METADATA, md_version, CHECK_CORR_METADATA,
-                          max_frame, deadline, &resp, &len, &hdr, err, sizeof(err))) {
+        !check_kafka_call(c, &req, KP_API_METADATA, md_version, CHECK_CORR_METADATA, max_frame,
+                          deadline, &resp, &len, &hdr, err, sizeof(err))) {
         check_step_add(rep, t, CHECK_STEP_KAFKA, CHECK_FAIL, check_now_ms() - t0, fix,
                        "ApiVersions ok (%d APIs), then the Metadata v%d request failed: %s",
-                       (int)apis.n_apis, md_version,
-                       req.failed ? "out of memory" : err);
+                       (int)apis.n_apis, md_version, req.failed ? "out of memory" : err);
         goto done;
     }
     st = kp_rewrite_response(KP_API_METADATA, md_version, resp + hdr, len - hdr,
@@ -206,9 +207,9 @@ check_kafka_run(struct check_report *rep, struct check_target *t, const struct k
     if (st != KP_OK || m.nomem || t->n_brokers == 0) {
         check_step_add(rep, t, CHECK_STEP_KAFKA, CHECK_FAIL, check_now_ms() - t0, NULL,
                        "Metadata v%d response: %s (at byte %zu of %zu)", md_version,
-                       st != KP_OK  ? kp_status_str(st)
-                       : m.nomem    ? "out of memory"
-                                    : "no brokers listed",
+                       st != KP_OK ? kp_status_str(st)
+                       : m.nomem   ? "out of memory"
+                                   : "no brokers listed",
                        off, len - hdr);
         goto done;
     }
@@ -219,10 +220,13 @@ check_kafka_run(struct check_report *rep, struct check_target *t, const struct k
                         "kbridge connects to the addresses brokers advertise: make them resolve "
                         "here, or map each with connect_to = HOST:PORT=REACHABLE_HOST:PORT",
                         "ApiVersions v0: %d APIs (Metadata v%d-v%d); Metadata v%d: %zu broker%s: "
-                        "%s%s%s", (int)apis.n_apis, apis.min, apis.max,
-                        md_version, t->n_brokers, t->n_brokers == 1 ? "" : "s",
-                        brokers, unresolved[0] ? "; advertised hosts that do not resolve from "
-                                                 "here: " : "", unresolved);
+                        "%s%s%s",
+                        (int)apis.n_apis, apis.min, apis.max, md_version, t->n_brokers,
+                        t->n_brokers == 1 ? "" : "s", brokers,
+                        unresolved[0] ? "; advertised hosts that do not resolve from "
+                                        "here: "
+                                      : "",
+                        unresolved);
 done:
     free(resp);
     kp_writer_free(&req);

@@ -177,8 +177,8 @@ check_conn_ssl_error(SSL *ssl, int r, char *err, size_t errlen)
  * (POLLIN/POLLOUT); -1 with err on failure or end of stream.
  */
 static ssize_t
-check_conn_once(struct check_conn *c, bool writing, void *buf, size_t len, short *wait,
-                char *err, size_t errlen)
+check_conn_once(struct check_conn *c, bool writing, void *buf, size_t len, short *wait, char *err,
+                size_t errlen)
 {
     int cap = len > (size_t)1 << 30 ? 1 << 30 : (int)len;
     ssize_t n;
@@ -213,8 +213,8 @@ check_conn_once(struct check_conn *c, bool writing, void *buf, size_t len, short
 
 /* Moves exactly len bytes by deadline (see check_conn_read/check_conn_write). */
 static bool
-check_conn_all(struct check_conn *c, bool writing, void *buf, size_t len, long deadline,
-               char *err, size_t errlen)
+check_conn_all(struct check_conn *c, bool writing, void *buf, size_t len, long deadline, char *err,
+               size_t errlen)
 {
     unsigned char *p = buf;
     size_t done = 0;

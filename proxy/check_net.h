@@ -16,8 +16,8 @@
 
 /* One open connection: a non-blocking socket, with TLS on it when ssl is set. */
 struct check_conn {
-    int fd;     /* the socket (owned), -1 when closed */
-    SSL *ssl;   /* TLS on fd (owned), NULL for plaintext */
+    int fd;   /* the socket (owned), -1 when closed */
+    SSL *ssl; /* TLS on fd (owned), NULL for plaintext */
 };
 
 /* Milliseconds on a monotonic clock. */
@@ -55,8 +55,8 @@ const char *check_net_addr_str(const struct sockaddr *sa, char *out, size_t outl
  * Writes (reads) exactly len bytes by deadline. false with the reason in err ("no answer
  * within N ms", "the peer closed the connection", a TLS alert described by tlserr_describe()).
  */
-bool check_conn_write(struct check_conn *c, const void *buf, size_t len, long deadline,
-                      char *err, size_t errlen);
+bool check_conn_write(struct check_conn *c, const void *buf, size_t len, long deadline, char *err,
+                      size_t errlen);
 bool check_conn_read(struct check_conn *c, void *buf, size_t len, long deadline, char *err,
                      size_t errlen);
 

@@ -20,15 +20,15 @@
 #define CHECK_PRODUCE_WAIT_MS 15000 /* the longest wait for a delivery report or the message */
 #define CHECK_PRODUCE_POLL_MS 50    /* one rd_kafka_poll / consumer_poll slice */
 #define CHECK_STR_(x) #x
-#define CHECK_STR(x) CHECK_STR_(x)  /* a number macro as a string, for librdkafka settings */
+#define CHECK_STR(x) CHECK_STR_(x) /* a number macro as a string, for librdkafka settings */
 
 /* What the clients reported. */
 struct check_produce_state {
-    bool delivered;              /* the delivery report arrived */
-    rd_kafka_resp_err_t err;     /* its error */
-    int32_t partition;           /* where the message went */
-    int64_t offset;              /* at which offset */
-    char last_error[512];        /* the client's latest error callback, "" when none */
+    bool delivered;          /* the delivery report arrived */
+    rd_kafka_resp_err_t err; /* its error */
+    int32_t partition;       /* where the message went */
+    int64_t offset;          /* at which offset */
+    char last_error[512];    /* the client's latest error callback, "" when none */
 };
 
 /* ---- Internal ---------------------------------------------------------------------------- */
@@ -91,16 +91,14 @@ check_produce_client(rd_kafka_type_t type, const char *bootstrap, const char *gr
     rd_kafka_t *rk;
     size_t i;
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) !=
-            RD_KAFKA_CONF_OK ||
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != RD_KAFKA_CONF_OK ||
         (group && rd_kafka_conf_set(conf, "group.id", group, err, errlen) != RD_KAFKA_CONF_OK)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-        if (settings[i].type == type &&
-            rd_kafka_conf_set(conf, settings[i].key, settings[i].value, err, errlen) !=
-                RD_KAFKA_CONF_OK) {
+        if (settings[i].type == type && rd_kafka_conf_set(conf, settings[i].key, settings[i].value,
+                                                          err, errlen) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
@@ -148,8 +146,9 @@ check_produce_send(struct check_report *rep, struct check_target *t, const char 
     if (s->delivered && !s->err) {
         return check_step_add(rep, t, CHECK_STEP_PRODUCE, CHECK_OK, check_now_ms() - t0, NULL,
                               "1 message (%zu bytes) to '%s' partition %d at offset %lld, "
-                              "delivered in %ld ms", strlen(payload), topic, (int)s->partition,
-                              (long long)s->offset, check_now_ms() - t0);
+                              "delivered in %ld ms",
+                              strlen(payload), topic, (int)s->partition, (long long)s->offset,
+                              check_now_ms() - t0);
     }
     if (s->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         s->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
@@ -161,10 +160,9 @@ check_produce_send(struct check_report *rep, struct check_target *t, const char 
               "--produce-test to test the brokers directly";
     }
     return check_step_add(rep, t, CHECK_STEP_PRODUCE, CHECK_FAIL, check_now_ms() - t0, fix,
-                          "%s to '%s'%s%s", s->delivered ? rd_kafka_err2str(s->err)
-                                                         : "no delivery report in time",
-                          topic, s->last_error[0] ? "; last client error: " : "",
-                          s->last_error);
+                          "%s to '%s'%s%s",
+                          s->delivered ? rd_kafka_err2str(s->err) : "no delivery report in time",
+                          topic, s->last_error[0] ? "; last client error: " : "", s->last_error);
 }
 
 /* Consumes from the partition and offset in s until payload shows up. Records the step. */
@@ -214,16 +212,17 @@ check_produce_receive(struct check_report *rep, struct check_target *t, const ch
     if (found) {
         return check_step_add(rep, t, CHECK_STEP_CONSUME, CHECK_OK, check_now_ms() - t0, NULL,
                               "read it back from partition %d offset %lld in %ld ms (%ld ms from "
-                              "produce to consume)", (int)s->partition, (long long)s->offset,
-                              check_now_ms() - t0, check_now_ms() - sent_at);
+                              "produce to consume)",
+                              (int)s->partition, (long long)s->offset, check_now_ms() - t0,
+                              check_now_ms() - sent_at);
     }
     return check_step_add(rep, t, CHECK_STEP_CONSUME, CHECK_FAIL, check_now_ms() - t0,
                           "kbridge's log names the cause of each upstream failure (Fetch may go "
                           "to another broker than Produce did)",
                           "the message did not come back from '%s' partition %d offset %lld "
-                          "within %d ms%s%s", topic, (int)s->partition, (long long)s->offset,
-                          CHECK_PRODUCE_WAIT_MS, s->last_error[0] ? "; last client error: " : "",
-                          s->last_error);
+                          "within %d ms%s%s",
+                          topic, (int)s->partition, (long long)s->offset, CHECK_PRODUCE_WAIT_MS,
+                          s->last_error[0] ? "; last client error: " : "", s->last_error);
 }
 
 /* ---- Public ------------------------------------------------------------------------------ */
@@ -255,8 +254,8 @@ check_produce_run(struct check_report *rep, struct check_cluster *cl,
     }
     close(fd);
     clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(payload, sizeof(payload), "kbridge check %lld.%09ld pid %d",
-             (long long)now.tv_sec, now.tv_nsec, (int)getpid());
+    snprintf(payload, sizeof(payload), "kbridge check %lld.%09ld pid %d", (long long)now.tv_sec,
+             now.tv_nsec, (int)getpid());
     memset(&s, 0, sizeof(s));
     sent_at = check_now_ms();
     return check_produce_send(rep, t, topic, payload, &s) &&

@@ -176,8 +176,8 @@ check_text_step(const struct check_report *rep, const struct check_target *t,
                 const struct check_step *s)
 {
     /* The listener's DNS and TCP steps are part of step 7, the end-to-end test. */
-    int number = check_step_names[t->role == CHECK_ROLE_LISTENER ? CHECK_STEP_PRODUCE : s->id]
-                     .number;
+    int number =
+        check_step_names[t->role == CHECK_ROLE_LISTENER ? CHECK_STEP_PRODUCE : s->id].number;
     char node[32] = "", num[16] = "";
 
     if (t->node_id >= 0) {
@@ -300,8 +300,8 @@ check_step_add(struct check_report *rep, struct check_target *t, enum check_step
 }
 
 bool
-check_target_add_broker(struct check_target *t, int32_t node_id, const char *host,
-                        size_t host_len, int32_t port)
+check_target_add_broker(struct check_target *t, int32_t node_id, const char *host, size_t host_len,
+                        int32_t port)
 {
     struct check_broker *b;
     size_t i;
@@ -349,8 +349,9 @@ check_report_finish(const struct check_report *rep)
     if (failed == 0) {
         fprintf(rep->out,
                 "kbridge check: ok, every step passed (%zu cluster%s, %zu target%s, %zu "
-                "warning%s)\n", rep->n_clusters, rep->n_clusters == 1 ? "" : "s", targets,
-                targets == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
+                "warning%s)\n",
+                rep->n_clusters, rep->n_clusters == 1 ? "" : "s", targets, targets == 1 ? "" : "s",
+                warnings, warnings == 1 ? "" : "s");
     } else {
         fprintf(rep->out, "kbridge check: FAILED: %zu of %zu target%s failed\n", failed, targets,
                 targets == 1 ? "" : "s");

@@ -13,9 +13,9 @@
 
 #include "conf/conf.h"
 
-#define CHECK_DETAIL_MAX 2048 /* one step's finding */
-#define CHECK_FIX_MAX 768     /* one step's hint */
-#define CHECK_STEPS_MAX 8     /* steps one target can have */
+#define CHECK_DETAIL_MAX 2048            /* one step's finding */
+#define CHECK_FIX_MAX 768                /* one step's hint */
+#define CHECK_STEPS_MAX 8                /* steps one target can have */
 #define CHECK_ADDR_MAX (KB_HOST_MAX + 8) /* "host:port" / "[v6]:port" */
 
 /* The steps, in the order they run. The JSON name and the printed label live in check_report.c. */
@@ -46,40 +46,40 @@ enum check_role {
 
 /* One step's outcome. */
 struct check_step {
-    enum check_step_id id;          /* which step */
-    enum check_verdict verdict;     /* ok, warning or failure */
-    long ms;                        /* how long it took */
-    char detail[CHECK_DETAIL_MAX];  /* what was found, or the cause of the failure */
-    char fix[CHECK_FIX_MAX];        /* what to do about a warning or failure; "" when nothing */
+    enum check_step_id id;         /* which step */
+    enum check_verdict verdict;    /* ok, warning or failure */
+    long ms;                       /* how long it took */
+    char detail[CHECK_DETAIL_MAX]; /* what was found, or the cause of the failure */
+    char fix[CHECK_FIX_MAX];       /* what to do about a warning or failure; "" when nothing */
 };
 
 /* One broker as a Metadata response advertised it (host reduced to printable ASCII). */
 struct check_broker {
-    int32_t node_id;                /* the broker's id */
-    char host[KB_HOST_MAX];         /* advertised host */
-    int32_t port;                   /* advertised port */
+    int32_t node_id;        /* the broker's id */
+    char host[KB_HOST_MAX]; /* advertised host */
+    int32_t port;           /* advertised port */
 };
 
 /* One address (or the config) and the steps run against it. */
 struct check_target {
-    const char *cluster;            /* the cluster's name (the conf snapshot owns it) */
-    enum check_role role;           /* why it is checked */
-    char address[CHECK_ADDR_MAX];   /* host:port checked and verified; the trust store for config */
-    char dial[CHECK_ADDR_MAX];      /* the connect_to target dialled instead, "" when none */
-    int32_t node_id;                /* broker id, -1 when unknown */
+    const char *cluster;          /* the cluster's name (the conf snapshot owns it) */
+    enum check_role role;         /* why it is checked */
+    char address[CHECK_ADDR_MAX]; /* host:port checked and verified; the trust store for config */
+    char dial[CHECK_ADDR_MAX];    /* the connect_to target dialled instead, "" when none */
+    int32_t node_id;              /* broker id, -1 when unknown */
     struct check_step steps[CHECK_STEPS_MAX]; /* in the order they ran */
-    size_t n_steps;                 /* used entries in steps */
-    struct check_broker *brokers;   /* brokers its Metadata response listed (owned) */
-    size_t n_brokers;               /* entries in brokers */
-    bool failed;                    /* a step failed */
+    size_t n_steps;                           /* used entries in steps */
+    struct check_broker *brokers;             /* brokers its Metadata response listed (owned) */
+    size_t n_brokers;                         /* entries in brokers */
+    bool failed;                              /* a step failed */
 };
 
 /* One cluster's targets, in the order they were checked. */
 struct check_cluster {
-    const char *name;               /* section name (the conf snapshot owns it) */
-    struct check_target **targets;  /* owned */
-    size_t n_targets;               /* used entries */
-    size_t cap;                     /* allocated entries */
+    const char *name;              /* section name (the conf snapshot owns it) */
+    struct check_target **targets; /* owned */
+    size_t n_targets;              /* used entries */
+    size_t cap;                    /* allocated entries */
 };
 
 /* The whole run. */

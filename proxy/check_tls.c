@@ -24,13 +24,13 @@
 
 /* What one handshake found. */
 struct check_tls_result {
-    long chain_err;                      /* first chain error, X509_V_OK when none */
-    long name_err;                       /* first host name / IP mismatch, X509_V_OK when none */
-    bool done;                           /* the handshake completed */
-    bool timed_out;                      /* tls_handshake_timeout_ms ran out */
-    unsigned long errs[CHECK_TLS_ERRS];  /* OpenSSL errors of a failed handshake, oldest first */
-    size_t n_errs;                       /* entries in errs */
-    int sock_err;                        /* errno of a failed handshake, 0 when none */
+    long chain_err;                     /* first chain error, X509_V_OK when none */
+    long name_err;                      /* first host name / IP mismatch, X509_V_OK when none */
+    bool done;                          /* the handshake completed */
+    bool timed_out;                     /* tls_handshake_timeout_ms ran out */
+    unsigned long errs[CHECK_TLS_ERRS]; /* OpenSSL errors of a failed handshake, oldest first */
+    size_t n_errs;                      /* entries in errs */
+    int sock_err;                       /* errno of a failed handshake, 0 when none */
 };
 
 /* Hints keyed by the cause keyword tlserr_describe() starts its sentence with. */
@@ -159,8 +159,7 @@ check_tls_session(SSL *ssl, char *out, size_t outlen)
     X509 *x;
 
     if (!bio) {
-        return tlserr_format(out, outlen, "%s %s", SSL_get_version(ssl),
-                             SSL_get_cipher_name(ssl));
+        return tlserr_format(out, outlen, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
     }
     BIO_printf(bio, "%s %s, %s%s%s, peer chain:", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
                sni ? "SNI '" : "no SNI (IP literal)", sni ? sni : "", sni ? "'" : "");
@@ -212,15 +211,21 @@ check_tls_fail(struct check_report *rep, struct check_target *t, const struct kb
     char why[1024];
 
     if (res->timed_out && silent) {
-        tlserr_format(why, sizeof(why), "not TLS? the TLS handshake with %s timed out after %d "
+        tlserr_format(why, sizeof(why),
+                      "not TLS? the TLS handshake with %s timed out after %d "
                       "ms: the peer accepted TCP but never answered the ClientHello (a plaintext "
-                      "Kafka listener waits like this)", dial, cc->tls_handshake_timeout_ms);
+                      "Kafka listener waits like this)",
+                      dial, cc->tls_handshake_timeout_ms);
     } else if (res->timed_out) {
-        tlserr_format(why, sizeof(why), "TLS handshake with %s timed out after %d ms: the peer "
-                      "stopped answering halfway", dial, cc->tls_handshake_timeout_ms);
+        tlserr_format(why, sizeof(why),
+                      "TLS handshake with %s timed out after %d ms: the peer "
+                      "stopped answering halfway",
+                      dial, cc->tls_handshake_timeout_ms);
     } else if (res->n_errs == 0 && silent) {
-        tlserr_format(why, sizeof(why), "not TLS: %s closed the connection without answering "
-                      "the TLS ClientHello (a plaintext Kafka listener hangs up like this)", dial);
+        tlserr_format(why, sizeof(why),
+                      "not TLS: %s closed the connection without answering "
+                      "the TLS ClientHello (a plaintext Kafka listener hangs up like this)",
+                      dial);
     } else {
         /* Verification never stops the handshake here (steps 4 and 5 report it). */
         SSL_set_verify_result(ssl, X509_V_OK);
@@ -266,7 +271,8 @@ check_tls_chain(struct check_report *rep, struct check_target *t, const struct k
     check_tls_bio_text(bio, anchor, sizeof(anchor));
     return check_step_add(rep, t, CHECK_STEP_CHAIN, CHECK_OK, 0, NULL,
                           "trusted: a chain of %d certificate%s up to '%s', from the trust store "
-                          "(%s)", chain ? sk_X509_num(chain) : 0,
+                          "(%s)",
+                          chain ? sk_X509_num(chain) : 0,
                           chain && sk_X509_num(chain) == 1 ? "" : "s", anchor, store);
 }
 
@@ -285,13 +291,12 @@ check_tls_hostname(struct check_report *rep, struct check_target *t,
                                   ? "set tls_verify = full: without the name check any "
                                     "certificate from a trusted CA is accepted"
                                   : "set tls_verify = full",
-                              "not checked (tls_verify = %s)",
-                              conf_tls_verify_str(cc->tls_verify));
+                              "not checked (tls_verify = %s)", conf_tls_verify_str(cc->tls_verify));
     }
     if (res->name_err != X509_V_OK) {
         check_tls_describe_verify(ssl, res->name_err, name, why, sizeof(why));
-        return check_step_add(rep, t, CHECK_STEP_HOSTNAME, CHECK_FAIL, 0, check_tls_fix(why),
-                              "%s", why);
+        return check_step_add(rep, t, CHECK_STEP_HOSTNAME, CHECK_FAIL, 0, check_tls_fix(why), "%s",
+                              why);
     }
     if (peername) {
         return check_step_add(rep, t, CHECK_STEP_HOSTNAME, CHECK_OK, 0, NULL,
@@ -324,8 +329,8 @@ check_tls_run(struct check_report *rep, struct check_target *t, const struct kb_
     if (SSL_set_fd(ssl, c->fd) != 1) {
         tlserr_drain(detail, sizeof(detail));
         SSL_free(ssl);
-        return check_step_add(rep, t, CHECK_STEP_TLS, CHECK_FAIL, 0, NULL,
-                              "TLS setup failed: %s", detail);
+        return check_step_add(rep, t, CHECK_STEP_TLS, CHECK_FAIL, 0, NULL, "TLS setup failed: %s",
+                              detail);
     }
     SSL_set_app_data(ssl, &res);
     SSL_set_verify(ssl, SSL_get_verify_mode(ssl), check_tls_on_verify);

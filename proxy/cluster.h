@@ -41,8 +41,8 @@ struct kb_cluster {
  * settings are unchanged. Listens on nothing yet. NULL with one line in err.
  */
 struct kb_cluster *cluster_new(struct kb_proxy *p, struct kb_conf *conf,
-                               const struct kb_cluster_conf *cc, struct kb_cluster *prev,
-                               char *err, size_t errlen);
+                               const struct kb_cluster_conf *cc, struct kb_cluster *prev, char *err,
+                               size_t errlen);
 
 /*
  * Reload, step 1: takes over what prev (the live cluster of the same name, may be NULL) can
@@ -61,6 +61,6 @@ bool cluster_listen(struct kb_cluster *cl, char *err, size_t errlen);
 void cluster_retire(struct kb_cluster *cl);
 
 struct kb_cluster *cluster_ref(struct kb_cluster *cl);
-void cluster_unref(struct kb_cluster *cl);   /* frees at zero; NULL is fine */
+void cluster_unref(struct kb_cluster *cl); /* frees at zero; NULL is fine */
 
 #endif

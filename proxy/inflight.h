@@ -10,14 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-#define KB_INFLIGHT_MAX 65536  /* requests one connection may have outstanding */
+#define KB_INFLIGHT_MAX 65536 /* requests one connection may have outstanding */
 
 struct inflight_entry {
-    int32_t correlation_id;    /* from the request header */
-    int16_t api_key;           /* request api key */
-    int16_t api_version;       /* request api version */
-    double sent;               /* monotonic time the request was seen (latency metric) */
+    int32_t correlation_id; /* from the request header */
+    int16_t api_key;        /* request api key */
+    int16_t api_version;    /* request api version */
+    double sent;            /* monotonic time the request was seen (latency metric) */
 };
 
 struct inflight {
@@ -31,8 +30,8 @@ void inflight_init(struct inflight *q);
 void inflight_free(struct inflight *q);
 
 /* Appends a request. false when the queue is at KB_INFLIGHT_MAX or allocation fails. */
-bool inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key,
-                   int16_t api_version, double sent) __attribute__((warn_unused_result));
+bool inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16_t api_version,
+                   double sent) __attribute__((warn_unused_result));
 
 /* The oldest entry, or NULL when empty. Valid until the next push or pop. */
 const struct inflight_entry *inflight_peek(const struct inflight *q);

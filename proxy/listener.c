@@ -19,15 +19,15 @@
 #include "proxy/proxy.h"
 
 struct listener {
-    struct kb_cluster *cl;        /* owner */
-    struct evconnlistener *lev;   /* the listening socket */
-    int32_t node_id;              /* KB_NODE_BOOTSTRAP or a broker id */
-    int port;                     /* local port */
+    struct kb_cluster *cl;      /* owner */
+    struct evconnlistener *lev; /* the listening socket */
+    int32_t node_id;            /* KB_NODE_BOOTSTRAP or a broker id */
+    int port;                   /* local port */
 };
 
 static void
-listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                   int salen, void *arg)
+listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                   void *arg)
 {
     struct listener *l = arg;
 
@@ -67,13 +67,13 @@ listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err, size_t
     l->cl = cl;
     l->node_id = node_id;
     l->port = port;
-    l->lev = evconnlistener_new_bind(cl->proxy->base, listener_on_accept, l,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                         LEV_OPT_CLOSE_ON_EXEC,
-                                     -1, (struct sockaddr *)&ss, (int)cl->listen_sslen);
+    l->lev =
+        evconnlistener_new_bind(cl->proxy->base, listener_on_accept, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                -1, (struct sockaddr *)&ss, (int)cl->listen_sslen);
     if (!l->lev) {
-        snprintf(err, errlen, "cannot listen on %s: %s",
-                 conf_hostport_str(&hp, addr, sizeof(addr)), strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s: %s", conf_hostport_str(&hp, addr, sizeof(addr)),
+                 strerror(errno));
         free(l);
         return NULL;
     }

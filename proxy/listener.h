@@ -20,7 +20,7 @@ struct listener;
 struct listener *listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err,
                               size_t errlen);
 
-void listener_free(struct listener *l);   /* NULL is fine */
+void listener_free(struct listener *l); /* NULL is fine */
 
 /* Hands the listening socket to cl (a reload): new clients are accepted under cl. */
 void listener_adopt(struct listener *l, struct kb_cluster *cl);

@@ -23,8 +23,8 @@ bool log_enabled(enum kb_log_level level);
  * "TIME LEVEL [cluster] conn: message", in JSON {"ts":..,"level":..,"cluster":..,"conn":..,
  * "msg":..}.
  */
-void log_write(enum kb_log_level level, const char *cluster, const char *conn, const char *fmt,
-               ...) KB_PRINTF(4, 5);
+void log_write(enum kb_log_level level, const char *cluster, const char *conn, const char *fmt, ...)
+    KB_PRINTF(4, 5);
 void log_vwrite(enum kb_log_level level, const char *cluster, const char *conn, const char *fmt,
                 va_list ap) KB_PRINTF(4, 0);
 

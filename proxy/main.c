@@ -85,7 +85,7 @@ main(int argc, char **argv)
     int c, rc;
 
     if (argc > 1 && strcmp(argv[1], "check") == 0) {
-        return check_main(argc - 1, argv + 1);   /* argv[0] becomes "check" */
+        return check_main(argc - 1, argv + 1); /* argv[0] becomes "check" */
     }
     while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (c) {

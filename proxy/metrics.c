@@ -19,8 +19,8 @@ static const double hist_bounds[KB_HIST_BUCKETS] = {
 };
 
 static const char *const fail_names[KB_FAIL_N] = {
-    "dns", "refused", "timeout", "unreachable", "connect", "tls_untrusted", "tls_hostname",
-    "tls_expired", "not_tls", "tls_protocol", "tls_other",
+    "dns",          "refused",     "timeout", "unreachable",  "connect",   "tls_untrusted",
+    "tls_hostname", "tls_expired", "not_tls", "tls_protocol", "tls_other",
 };
 
 /* Sentence prefixes, in the wording of upstream.c and tlserr.h. */
@@ -95,7 +95,7 @@ metrics_for(struct kb_registry *r, const char *name)
         free(m);
         return NULL;
     }
-    *tail = m;   /* keep file order in the output */
+    *tail = m; /* keep file order in the output */
     return m;
 }
 
@@ -103,7 +103,7 @@ struct kb_broker_metrics *
 metrics_broker(struct kb_metrics *m, int32_t node_id)
 {
     size_t idx = node_id == KB_NODE_BOOTSTRAP ? 0 : (size_t)node_id + 1;
-    static struct kb_broker_metrics sink;   /* absorbs counts when growing fails */
+    static struct kb_broker_metrics sink; /* absorbs counts when growing fails */
 
     if (idx >= m->n_brokers) {
         size_t n = idx + 8;
@@ -190,19 +190,18 @@ render_hist(struct evbuffer *out, const char *name, const char *cluster,
 }
 
 /* One counter or gauge line per cluster; expr reads the cluster's metrics through m_. */
-#define RENDER_SIMPLE(out, r, name, type, text, fmt, expr)                                    \
-    do {                                                                                      \
-        const struct kb_metrics *m_;                                                          \
-        help(out, name, type, text);                                                          \
-        for (m_ = (r)->clusters; m_; m_ = m_->next) {                                         \
-            evbuffer_add_printf(out, name "{cluster=\"%s\"} " fmt "\n", m_->cluster,          \
-                                (expr));                                                      \
-        }                                                                                     \
+#define RENDER_SIMPLE(out, r, name, type, text, fmt, expr)                                         \
+    do {                                                                                           \
+        const struct kb_metrics *m_;                                                               \
+        help(out, name, type, text);                                                               \
+        for (m_ = (r)->clusters; m_; m_ = m_->next) {                                              \
+            evbuffer_add_printf(out, name "{cluster=\"%s\"} " fmt "\n", m_->cluster, (expr));      \
+        }                                                                                          \
     } while (0)
 
 static void
-render_by_api(struct evbuffer *out, const struct kb_registry *r, const char *name,
-              const char *text, size_t field_offset)
+render_by_api(struct evbuffer *out, const struct kb_registry *r, const char *name, const char *text,
+              size_t field_offset)
 {
     const struct kb_metrics *m;
     size_t i;
@@ -212,8 +211,7 @@ render_by_api(struct evbuffer *out, const struct kb_registry *r, const char *nam
         const uint64_t *v = (const uint64_t *)((const char *)m + field_offset);
         for (i = 0; i <= KB_METRICS_APIS; i++) {
             if (v[i]) {
-                evbuffer_add_printf(out, "%s{cluster=\"%s\",api=\"%s\"} %llu\n", name,
-                                    m->cluster,
+                evbuffer_add_printf(out, "%s{cluster=\"%s\",api=\"%s\"} %llu\n", name, m->cluster,
                                     i < KB_METRICS_APIS ? kp_api_name((int16_t)i) : "other",
                                     (unsigned long long)v[i]);
             }
@@ -267,8 +265,7 @@ metrics_render(const struct kb_registry *r, struct evbuffer *out)
     RENDER_SIMPLE(out, r, "kbridge_client_connections_active", "gauge",
                   "Client connections open now.", "%lld", (long long)m_->clients_active);
     RENDER_SIMPLE(out, r, "kbridge_client_connections_total", "counter",
-                  "Client connections accepted.", "%llu",
-                  (unsigned long long)m_->clients_total);
+                  "Client connections accepted.", "%llu", (unsigned long long)m_->clients_total);
     RENDER_SIMPLE(out, r, "kbridge_client_connections_rejected_total", "counter",
                   "Client connections refused because max_connections was reached.", "%llu",
                   (unsigned long long)m_->clients_rejected);
@@ -299,8 +296,7 @@ metrics_render(const struct kb_registry *r, struct evbuffer *out)
                 evbuffer_add_printf(out,
                                     "kbridge_upstream_failures_total{cluster=\"%s\","
                                     "reason=\"%s\"} %llu\n",
-                                    m->cluster, fail_names[i],
-                                    (unsigned long long)m->failures[i]);
+                                    m->cluster, fail_names[i], (unsigned long long)m->failures[i]);
             }
         }
     }

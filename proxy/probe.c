@@ -25,17 +25,17 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
-#define KB_PROBE_CORR_VERSIONS 0x6b61   /* correlation ids: "ka" */
-#define KB_PROBE_CORR_METADATA 0x6b62   /* "kb" */
+#define KB_PROBE_CORR_VERSIONS 0x6b61 /* correlation ids: "ka" */
+#define KB_PROBE_CORR_METADATA 0x6b62 /* "kb" */
 
 struct probe {
-    struct kb_cluster *cl;         /* cluster probed (a reference) */
-    struct event *timer;           /* next probe, or the deadline of the current one */
-    struct upstream *connecting;   /* connect attempt under way */
-    struct bufferevent *bev;       /* connected, waiting for the Metadata response */
-    size_t next_bootstrap;         /* round robin over bootstrap_servers */
-    int md_version;                /* Metadata version asked for; 0 while ApiVersions runs */
-    bool failing;                  /* the last probe failed (log changes of state only) */
+    struct kb_cluster *cl;       /* cluster probed (a reference) */
+    struct event *timer;         /* next probe, or the deadline of the current one */
+    struct upstream *connecting; /* connect attempt under way */
+    struct bufferevent *bev;     /* connected, waiting for the Metadata response */
+    size_t next_bootstrap;       /* round robin over bootstrap_servers */
+    int md_version;              /* Metadata version asked for; 0 while ApiVersions runs */
+    bool failing;                /* the last probe failed (log changes of state only) */
 };
 
 static void probe_on_timer(evutil_socket_t fd, short what, void *arg);
@@ -92,8 +92,8 @@ probe_send(struct probe *pr, const char *target, int md_version)
     enum kp_status st;
 
     kp_writer_init(&w);
-    st = md_version ? kp_request_metadata_brokers(&w, (int16_t)md_version,
-                                                  KB_PROBE_CORR_METADATA, "kbridge-probe")
+    st = md_version ? kp_request_metadata_brokers(&w, (int16_t)md_version, KB_PROBE_CORR_METADATA,
+                                                  "kbridge-probe")
                     : kp_request_api_versions(&w, KB_PROBE_CORR_VERSIONS, "kbridge-probe");
     if (st == KP_OK) {
         bufferevent_write(pr->bev, w.buf, w.len);
@@ -182,8 +182,7 @@ probe_on_read(struct bufferevent *bev, void *arg)
         return;
     }
     p = evbuffer_pullup(in, (ev_ssize_t)(KP_FRAME_PREFIX + size));
-    if (kp_response_header_decode(p + KP_FRAME_PREFIX, size, api, version, &cid, &hlen) !=
-            KP_OK ||
+    if (kp_response_header_decode(p + KP_FRAME_PREFIX, size, api, version, &cid, &hlen) != KP_OK ||
         cid != (pr->md_version ? KB_PROBE_CORR_METADATA : KB_PROBE_CORR_VERSIONS)) {
         probe_done(pr, target, "response does not answer the probe's request");
         return;
@@ -191,7 +190,7 @@ probe_on_read(struct bufferevent *bev, void *arg)
     p += KP_FRAME_PREFIX + hlen;
     size -= hlen;
     if (pr->md_version) {
-        probe_on_metadata(pr, target, p, size);   /* ends the probe */
+        probe_on_metadata(pr, target, p, size); /* ends the probe */
         return;
     }
     probe_on_versions(pr, target, p, size);
@@ -233,7 +232,7 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     bufferevent_setcb(bev, probe_on_read, NULL, probe_on_event, pr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     tv = metrics_timeval_ms(pr->cl->cc->connect_timeout_ms);
-    evtimer_add(pr->timer, &tv);   /* deadline for the answer */
+    evtimer_add(pr->timer, &tv); /* deadline for the answer */
 }
 
 static void
@@ -246,14 +245,14 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (pr->bev) {   /* the deadline of an exchange under way */
+    if (pr->bev) { /* the deadline of an exchange under way */
         probe_done(pr, probe_target(pr, t, sizeof(t)), "no Metadata response in time");
         return;
     }
     target = &cc->bootstrap[pr->next_bootstrap];
     pr->next_bootstrap = (pr->next_bootstrap + 1) % cc->n_bootstrap;
-    pr->connecting = upstream_connect(pr->cl->proxy->base, pr->cl->proxy->dns, cc,
-                                      pr->cl->ssl_ctx, target, probe_on_upstream, pr);
+    pr->connecting = upstream_connect(pr->cl->proxy->base, pr->cl->proxy->dns, cc, pr->cl->ssl_ctx,
+                                      target, probe_on_upstream, pr);
     if (!pr->connecting) {
         probe_done(pr, probe_target(pr, t, sizeof(t)), "out of memory");
     }

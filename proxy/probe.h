@@ -7,7 +7,7 @@
 #ifndef KB_PROXY_PROBE_H
 #define KB_PROXY_PROBE_H
 
-#define KB_PROBE_INTERVAL 30   /* seconds between probes; /readyz allows 3 intervals */
+#define KB_PROBE_INTERVAL 30 /* seconds between probes; /readyz allows 3 intervals */
 
 struct kb_cluster;
 struct probe;

@@ -188,8 +188,8 @@ proxy_start_drain(struct kb_proxy *p)
         event_base_loopexit(p->base, NULL);
         return;
     }
-    log_info("draining %zu connection%s (up to %d ms)", p->n_bridges,
-             p->n_bridges == 1 ? "" : "s", p->conf->drain_timeout_ms);
+    log_info("draining %zu connection%s (up to %d ms)", p->n_bridges, p->n_bridges == 1 ? "" : "s",
+             p->conf->drain_timeout_ms);
     tv = metrics_timeval_ms(p->conf->drain_timeout_ms);
     p->drain_timer = evtimer_new(p->base, proxy_on_drain_timeout, p);
     if (p->drain_timer) {
@@ -197,7 +197,7 @@ proxy_start_drain(struct kb_proxy *p)
     }
     for (br = p->bridges; br; br = next) {
         next = bridge_next(br);
-        bridge_drain(br);   /* may free br */
+        bridge_drain(br); /* may free br */
     }
 }
 
@@ -244,8 +244,8 @@ proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the event loop");
         goto fail;
     }
-    p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    p->dns = evdns_base_new(p->base,
+                            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!p->dns) {
         /* No usable /etc/resolv.conf: names from /etc/hosts and IP literals still work. */
         p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);

@@ -23,23 +23,23 @@ struct kb_conf;
 struct probe;
 
 struct kb_proxy {
-    struct event_base *base;           /* the one event loop */
-    struct evdns_base *dns;            /* async resolver for upstream names */
-    char *path;                        /* config file, read again on SIGHUP */
-    struct kb_conf *conf;              /* current snapshot (one reference held) */
-    struct kb_cluster **clusters;      /* live clusters, conf->n_clusters entries */
-    size_t n_clusters;                 /* entries in clusters */
-    struct bridge *bridges;            /* every open bridge, of live and retired clusters */
-    size_t n_bridges;                  /* entries in bridges */
-    struct kb_registry registry;       /* metrics */
-    struct admin *admin;               /* admin HTTP endpoint, NULL when off */
-    struct probe **probes;             /* one readiness probe per live cluster */
-    struct event *sig_term;            /* SIGTERM: drain and stop */
-    struct event *sig_int;             /* SIGINT: drain and stop */
-    struct event *sig_hup;             /* SIGHUP: reload */
-    struct event *drain_timer;         /* bounds the drain; NULL unless draining */
-    uint64_t next_conn_id;             /* connection ids for log lines, from 1 */
-    bool draining;                     /* a stop signal arrived: accept nothing new */
+    struct event_base *base;      /* the one event loop */
+    struct evdns_base *dns;       /* async resolver for upstream names */
+    char *path;                   /* config file, read again on SIGHUP */
+    struct kb_conf *conf;         /* current snapshot (one reference held) */
+    struct kb_cluster **clusters; /* live clusters, conf->n_clusters entries */
+    size_t n_clusters;            /* entries in clusters */
+    struct bridge *bridges;       /* every open bridge, of live and retired clusters */
+    size_t n_bridges;             /* entries in bridges */
+    struct kb_registry registry;  /* metrics */
+    struct admin *admin;          /* admin HTTP endpoint, NULL when off */
+    struct probe **probes;        /* one readiness probe per live cluster */
+    struct event *sig_term;       /* SIGTERM: drain and stop */
+    struct event *sig_int;        /* SIGINT: drain and stop */
+    struct event *sig_hup;        /* SIGHUP: reload */
+    struct event *drain_timer;    /* bounds the drain; NULL unless draining */
+    uint64_t next_conn_id;        /* connection ids for log lines, from 1 */
+    bool draining;                /* a stop signal arrived: accept nothing new */
 };
 
 /*

@@ -28,17 +28,17 @@
 enum upstream_phase { UP_CONNECTING, UP_HANDSHAKE };
 
 struct upstream {
-    struct event_base *base;           /* loop the attempt runs on */
-    const struct kb_cluster_conf *cc;  /* cluster settings (owned by the caller's snapshot) */
-    SSL_CTX *ctx;                      /* NULL when tls = off */
-    struct kb_hostport name;           /* verified name */
-    struct kb_hostport dial;           /* where we connect */
-    enum upstream_phase phase;         /* what the timer interrupts */
-    struct bufferevent *bev;           /* current bufferevent of the attempt */
-    SSL *ssl;                          /* owned by bev once the handshake starts */
-    struct event *timer;               /* connect_timeout_ms for the whole attempt */
-    upstream_done_fn done;             /* completion callback */
-    void *arg;                         /* its argument */
+    struct event_base *base;          /* loop the attempt runs on */
+    const struct kb_cluster_conf *cc; /* cluster settings (owned by the caller's snapshot) */
+    SSL_CTX *ctx;                     /* NULL when tls = off */
+    struct kb_hostport name;          /* verified name */
+    struct kb_hostport dial;          /* where we connect */
+    enum upstream_phase phase;        /* what the timer interrupts */
+    struct bufferevent *bev;          /* current bufferevent of the attempt */
+    SSL *ssl;                         /* owned by bev once the handshake starts */
+    struct event *timer;              /* connect_timeout_ms for the whole attempt */
+    upstream_done_fn done;            /* completion callback */
+    void *arg;                        /* its argument */
 };
 
 static void
@@ -80,7 +80,8 @@ sock_err_cause(int err, const struct upstream *u, char *out, size_t outlen)
     switch (err) {
     case ECONNREFUSED:
         snprintf(out, outlen,
-                 "connection refused by %s: nothing listens there (wrong port? MSK TLS is 9094, 9194 with public access; "
+                 "connection refused by %s: nothing listens there (wrong port? MSK TLS is 9094, "
+                 "9194 with public access; "
                  "is public access on and the cluster ACTIVE?)",
                  dial);
         break;
@@ -154,8 +155,8 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
                  "(plaintext port? MSK TLS is 9094 or 9194 public, plaintext 9092)",
                  dial);
     } else {
-        tlserr_describe(u->ssl, errs, n, (what & BEV_EVENT_EOF) ? 0 : sock_err, u->name.host,
-                        why, sizeof(why));
+        tlserr_describe(u->ssl, errs, n, (what & BEV_EVENT_EOF) ? 0 : sock_err, u->name.host, why,
+                        sizeof(why));
     }
     upstream_finish(u, why);
 }
@@ -183,7 +184,7 @@ upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t why
     bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
     u->phase = UP_HANDSHAKE;
     tv = metrics_timeval_ms(u->cc->tls_handshake_timeout_ms);
-    evtimer_add(u->timer, &tv);   /* re-armed: the handshake gets its own budget */
+    evtimer_add(u->timer, &tv); /* re-armed: the handshake gets its own budget */
     bufferevent_setcb(u->bev, NULL, NULL, upstream_on_tls_event, u);
     bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     return true;
@@ -250,8 +251,8 @@ upstream_connect(struct event_base *base, struct evdns_base *dns, const struct k
     bufferevent_setcb(u->bev, NULL, NULL, upstream_on_tcp_event, u);
     /* Deferred callbacks: a failure found inside this call (a numeric host, a refused loopback
      * connect) is reported from the loop, after we have returned u. */
-    if (bufferevent_socket_connect_hostname(u->bev, dns, AF_UNSPEC, u->dial.host,
-                                            u->dial.port) < 0) {
+    if (bufferevent_socket_connect_hostname(u->bev, dns, AF_UNSPEC, u->dial.host, u->dial.port) <
+        0) {
         goto fail;
     }
     return u;

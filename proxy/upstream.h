@@ -29,8 +29,7 @@ typedef void (*upstream_done_fn)(void *arg, struct bufferevent *bev, const char 
  */
 struct upstream *upstream_connect(struct event_base *base, struct evdns_base *dns,
                                   const struct kb_cluster_conf *cc, SSL_CTX *ctx,
-                                  const struct kb_hostport *name, upstream_done_fn done,
-                                  void *arg);
+                                  const struct kb_hostport *name, upstream_done_fn done, void *arg);
 
 /* Abandons an attempt: done will not be called. NULL is fine. */
 void upstream_cancel(struct upstream *u);

@@ -44,15 +44,15 @@ static const struct {
 
 /* What error messages need while one context is built. */
 struct tlsctx_job {
-    const struct kb_conf *conf;        /* for the config path */
-    const struct kb_cluster_conf *cc;  /* for the cluster name, file paths and lines */
-    char *err;                         /* the caller's buffer */
-    size_t errlen;                     /* its size */
-    int encrypted;                     /* set by the passphrase callback: the key is encrypted */
+    const struct kb_conf *conf;       /* for the config path */
+    const struct kb_cluster_conf *cc; /* for the cluster name, file paths and lines */
+    char *err;                        /* the caller's buffer */
+    size_t errlen;                    /* its size */
+    int encrypted;                    /* set by the passphrase callback: the key is encrypted */
 };
 
 static CRYPTO_ONCE tlsctx_once = CRYPTO_ONCE_STATIC_INIT;
-static int tlsctx_ex_index = -1;                   /* SSL_CTX ex_data: trust store name */
+static int tlsctx_ex_index = -1;                  /* SSL_CTX ex_data: trust store name */
 static char tlsctx_system_name[TLSCTX_STORE_MAX]; /* the system store, named at first use */
 
 /* ---- Internal ---------------------------------------------------------------------------- */
@@ -131,8 +131,8 @@ tlsctx_on_passphrase(char *buf, int size, int rwflag, void *arg)
 static const char *
 tlsctx_sniff(const unsigned char *head, size_t n)
 {
-    if (n >= 4 && (memcmp(head, "\xFE\xED\xFE\xED", 4) == 0 ||
-                   memcmp(head, "\xCE\xCE\xCE\xCE", 4) == 0)) {
+    if (n >= 4 &&
+        (memcmp(head, "\xFE\xED\xFE\xED", 4) == 0 || memcmp(head, "\xCE\xCE\xCE\xCE", 4) == 0)) {
         return "it is a Java keystore (JKS), not PEM; export PEM with keytool -exportcert -rfc, "
                "or convert via PKCS#12 with openssl pkcs12";
     }
@@ -228,8 +228,10 @@ tlsctx_load(SSL_CTX *ctx, struct tlsctx_job *job, enum tlsctx_file which)
     }
     e = ERR_peek_error();
     if (which == TLSCTX_KEY && job->encrypted) {
-        tlsctx_fail(job, line, "%s '%s': the key is encrypted with a passphrase; kbridge needs an "
-                    "unencrypted key (openssl pkey -in KEY -out NEW_KEY)", key, path);
+        tlsctx_fail(job, line,
+                    "%s '%s': the key is encrypted with a passphrase; kbridge needs an "
+                    "unencrypted key (openssl pkey -in KEY -out NEW_KEY)",
+                    key, path);
     } else if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
         tlsctx_fail(job, line, "%s '%s': key does not match certificate (tls_cert_file '%s')", key,
                     path, cc->tls_cert_file);
@@ -285,16 +287,17 @@ tlsctx_system_store_exists(char *why, size_t whylen)
             return true;
         }
     }
-    tlserr_format(why, whylen, "no system trust store: neither %s nor %s holds certificates "
-                  "(install ca-certificates, or set tls_ca_file)", file, dirs);
+    tlserr_format(why, whylen,
+                  "no system trust store: neither %s nor %s holds certificates "
+                  "(install ca-certificates, or set tls_ca_file)",
+                  file, dirs);
     return false;
 }
 
 /* ---- Public ------------------------------------------------------------------------------ */
 
 SSL_CTX *
-tlsctx_new(const struct kb_conf *conf, const struct kb_cluster_conf *cc, char *err,
-           size_t errlen)
+tlsctx_new(const struct kb_conf *conf, const struct kb_cluster_conf *cc, char *err, size_t errlen)
 {
     struct tlsctx_job job = {conf, cc, err, errlen, 0};
     SSL_CTX *ctx = NULL;
@@ -340,8 +343,7 @@ tlsctx_new(const struct kb_conf *conf, const struct kb_cluster_conf *cc, char *e
             tlsctx_fail(&job, cc->tls_key_file ? cc->line_tls_key_file : cc->line_tls_cert_file,
                         "%s '%s': key does not match certificate (tls_cert_file '%s')",
                         cc->tls_key_file ? "tls_key_file" : "tls_cert_file",
-                        cc->tls_key_file ? cc->tls_key_file : cc->tls_cert_file,
-                        cc->tls_cert_file);
+                        cc->tls_key_file ? cc->tls_key_file : cc->tls_cert_file, cc->tls_cert_file);
             goto fail;
         }
     }

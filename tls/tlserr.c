@@ -26,11 +26,11 @@
 
 /* Why a handshake failed, in increasing precedence: the strongest error code decides. */
 enum tlserr_cause {
-    TLSERR_OTHER = 0,   /* "TLS handshake failed: <reason>" */
-    TLSERR_RECORD,      /* a bare record layer failure: most likely not TLS */
-    TLSERR_EOF,         /* the peer hung up */
-    TLSERR_PROTOCOL,    /* an alert or a version the two sides do not share */
-    TLSERR_NOT_TLS,     /* the bytes back were not a TLS record */
+    TLSERR_OTHER = 0, /* "TLS handshake failed: <reason>" */
+    TLSERR_RECORD,    /* a bare record layer failure: most likely not TLS */
+    TLSERR_EOF,       /* the peer hung up */
+    TLSERR_PROTOCOL,  /* an alert or a version the two sides do not share */
+    TLSERR_NOT_TLS,   /* the bytes back were not a TLS record */
 };
 
 /* An append-only view of a caller's buffer. */
@@ -245,7 +245,7 @@ tlserr_peer_cert(SSL *ssl, bool top)
 static X509 *
 tlserr_out_of_date(SSL *ssl, bool expired)
 {
-    STACK_OF(X509) *chains[2] = {SSL_get0_verified_chain(ssl), SSL_get_peer_cert_chain(ssl)};
+    STACK_OF(X509) * chains[2] = {SSL_get0_verified_chain(ssl), SSL_get_peer_cert_chain(ssl)};
     size_t c;
     int i;
     X509 *x;
@@ -307,9 +307,9 @@ tlserr_add_names(struct tlserr_buf *b, X509 *cert)
         return;
     }
     s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-    tlserr_buf_add(b, "CN=%s (no subjectAltName)",
-                   tlserr_clean(ASN1_STRING_get0_data(s), ASN1_STRING_length(s), name,
-                                sizeof(name)));
+    tlserr_buf_add(
+        b, "CN=%s (no subjectAltName)",
+        tlserr_clean(ASN1_STRING_get0_data(s), ASN1_STRING_length(s), name, sizeof(name)));
 }
 
 /*
@@ -382,8 +382,9 @@ tlserr_add_verify(struct tlserr_buf *b, SSL *ssl, long vr, const char *expected)
         return;
     case X509_V_ERR_CERT_NOT_YET_VALID:
         x = tlserr_out_of_date(ssl, false);
-        tlserr_buf_add(b, "certificate not yet valid: '%s' not before %s (is this host's clock "
-                          "right?)",
+        tlserr_buf_add(b,
+                       "certificate not yet valid: '%s' not before %s (is this host's clock "
+                       "right?)",
                        tlserr_name_str(x ? X509_get_subject_name(x) : NULL, name, sizeof(name)),
                        tlserr_time_str(x ? X509_get0_notBefore(x) : NULL, when, sizeof(when)));
         return;
@@ -477,8 +478,9 @@ tlserr_add_eof(struct tlserr_buf *b, SSL *ssl, int sock_err)
         tlserr_buf_add(b, " (%s)", strerror(sock_err));
     }
     if (rbio && BIO_number_read(rbio) == 0) {
-        tlserr_buf_add(b, "; the peer never answered the ClientHello (wrong port? a plaintext "
-                          "Kafka listener hangs up like this; MSK TLS is 9094, or 9194 with public access)");
+        tlserr_buf_add(
+            b, "; the peer never answered the ClientHello (wrong port? a plaintext "
+               "Kafka listener hangs up like this; MSK TLS is 9094, or 9194 with public access)");
     }
 }
 

@@ -4,9 +4,9 @@
  *     .resp seeds: its header is decoded and the body tried as every (api, version) the
  *     codec parses, so each seed and its same-length mutations reach every walker;
  *   - anything else: byte 0 picks the api, byte 1 the version (-2..21), the rest is the body.
- * The map gives a 300-byte host, a 1-byte host, then keeps one, in turn. Checked: the status does not depend on
- * the map; a failure leaves no output; an identity rewrite of a valid body is the body
- * (unless ApiVersions was capped); an output re-rewritten with the identity reproduces itself.
+ * The map gives a 300-byte host, a 1-byte host, then keeps one, in turn. Checked: the status does
+ * not depend on the map; a failure leaves no output; an identity rewrite of a valid body is the
+ * body (unless ApiVersions was capped); an output re-rewritten with the identity reproduces itself.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The apis tried; SaslHandshake stands for every api that is copied unparsed. */
 static const int16_t fuzz_apis[] = {
-    KP_API_METADATA, KP_API_FIND_COORDINATOR, KP_API_DESCRIBE_CLUSTER, KP_API_PRODUCE,
-    KP_API_FETCH, KP_API_SHARE_FETCH, KP_API_SHARE_ACKNOWLEDGE, KP_API_API_VERSIONS,
+    KP_API_METADATA,       KP_API_FIND_COORDINATOR, KP_API_DESCRIBE_CLUSTER,  KP_API_PRODUCE,
+    KP_API_FETCH,          KP_API_SHARE_FETCH,      KP_API_SHARE_ACKNOWLEDGE, KP_API_API_VERSIONS,
     KP_API_SASL_HANDSHAKE,
 };
 
@@ -83,15 +83,15 @@ fuzz_one(int16_t key, int16_t version, const uint8_t *body, size_t len)
 {
     struct kp_writer mapped, ident, again;
     struct kp_rewrite_stats s_mapped, s_ident, s_again;
-    struct fuzz_calls fc = { 0, 0 };
+    struct fuzz_calls fc = {0, 0};
     size_t err_offset = 0;
     enum kp_status st_mapped, st_ident, st;
 
     kp_writer_init(&mapped);
     kp_writer_init(&ident);
     kp_writer_init(&again);
-    st_mapped = kp_rewrite_response(key, version, body, len, fuzz_map, &fc, &mapped,
-                                    &s_mapped, &err_offset);
+    st_mapped = kp_rewrite_response(key, version, body, len, fuzz_map, &fc, &mapped, &s_mapped,
+                                    &err_offset);
     st_ident = kp_rewrite_response(key, version, body, len, NULL, NULL, &ident, &s_ident, NULL);
     fuzz_require(st_mapped == st_ident);
     fuzz_require(st_mapped != KP_INCOMPLETE);
@@ -106,8 +106,8 @@ fuzz_one(int16_t key, int16_t version, const uint8_t *body, size_t len)
     }
 
     /* The rewritten body is valid and the identity reproduces it. */
-    st = kp_rewrite_response(key, version, mapped.buf, mapped.len, NULL, NULL, &again,
-                             &s_again, NULL);
+    st = kp_rewrite_response(key, version, mapped.buf, mapped.len, NULL, NULL, &again, &s_again,
+                             NULL);
     fuzz_require(st == KP_OK);
     fuzz_require(fuzz_same(&again, mapped.buf, mapped.len));
     fuzz_require(s_again.addresses == s_mapped.addresses && s_again.capped == 0);
@@ -153,8 +153,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         body_len == size - KP_FRAME_PREFIX) {
         fuzz_frame(data + KP_FRAME_PREFIX, body_len);
     } else if (size >= 2) {
-        fuzz_one(fuzz_apis[data[0] % FUZZ_NAPIS], (int16_t)(data[1] % 24) - 2, data + 2,
-                 size - 2);
+        fuzz_one(fuzz_apis[data[0] % FUZZ_NAPIS], (int16_t)(data[1] % 24) - 2, data + 2, size - 2);
     }
     return 0;
 }

@@ -15,36 +15,36 @@
 #include "kp_rewrite.h"
 #include "test.h"
 
-#define GOLDEN_MAX_CASES 64  /* index.json has 37 */
-#define GOLDEN_MAX_ADDRS 8   /* brokers or coordinators per case */
-#define GOLDEN_HOST_MAX 256  /* longest host in index.json, plus NUL */
+#define GOLDEN_MAX_CASES 64 /* index.json has 37 */
+#define GOLDEN_MAX_ADDRS 8  /* brokers or coordinators per case */
+#define GOLDEN_HOST_MAX 256 /* longest host in index.json, plus NUL */
 #define GOLDEN_MAX_FRAME (1u << 20)
 #define GOLDEN_LOCAL_HOST "127.0.0.1"
 #define GOLDEN_LOCAL_PORT 19092
 
 /* One broker address as index.json records it. */
 struct golden_addr {
-    int32_t node;                /* node id */
-    char host[GOLDEN_HOST_MAX];  /* host name, NUL-terminated */
-    int32_t port;                /* port */
+    int32_t node;               /* node id */
+    char host[GOLDEN_HOST_MAX]; /* host name, NUL-terminated */
+    int32_t port;               /* port */
 };
 
 /* One case of index.json, and its frames once loaded. */
 struct golden_case {
-    char name[64];                                /* file stem: NAME.req / NAME.resp */
-    int16_t api_key;                              /* api key of the exchange */
-    int16_t api_version;                          /* api version of the exchange */
-    struct golden_addr addrs[GOLDEN_MAX_ADDRS];   /* brokers, or the coordinator */
-    int naddrs;                                   /* entries in addrs */
-    int ntopics;                                  /* Metadata topics, -1 for other apis */
-    int napis;                                    /* ApiVersions entries, -1 when undecoded */
-    size_t trailing;                              /* bytes after the known end of the body */
-    uint8_t *resp;                                /* the whole response frame */
-    size_t resp_len;                              /* its length */
-    uint8_t *req;                                 /* the whole request frame */
-    size_t req_len;                               /* its length */
-    size_t body_at;                               /* offset of the body after the header */
-    int32_t correlation_id;                       /* from the response header */
+    char name[64];                              /* file stem: NAME.req / NAME.resp */
+    int16_t api_key;                            /* api key of the exchange */
+    int16_t api_version;                        /* api version of the exchange */
+    struct golden_addr addrs[GOLDEN_MAX_ADDRS]; /* brokers, or the coordinator */
+    int naddrs;                                 /* entries in addrs */
+    int ntopics;                                /* Metadata topics, -1 for other apis */
+    int napis;                                  /* ApiVersions entries, -1 when undecoded */
+    size_t trailing;                            /* bytes after the known end of the body */
+    uint8_t *resp;                              /* the whole response frame */
+    size_t resp_len;                            /* its length */
+    uint8_t *req;                               /* the whole request frame */
+    size_t req_len;                             /* its length */
+    size_t body_at;                             /* offset of the body after the header */
+    int32_t correlation_id;                     /* from the response header */
 };
 
 static struct golden_case golden_cases[GOLDEN_MAX_CASES]; /* read once by main */
@@ -493,8 +493,8 @@ golden_rewrite(const struct golden_case *c, kp_map_fn map, void *arg, struct kp_
     const uint8_t *body = golden_body(c, &len);
 
     kp_writer_init(out);
-    CHECK_EQ_INT(kp_rewrite_response(c->api_key, c->api_version, body, len, map, arg, out,
-                                     stats, &err_offset),
+    CHECK_EQ_INT(kp_rewrite_response(c->api_key, c->api_version, body, len, map, arg, out, stats,
+                                     &err_offset),
                  KP_OK);
 }
 
@@ -502,7 +502,7 @@ golden_rewrite(const struct golden_case *c, kp_map_fn map, void *arg, struct kp_
 static void
 golden_check_identity(struct golden_case *c)
 {
-    kp_map_fn maps[] = { NULL, golden_map_same };
+    kp_map_fn maps[] = {NULL, golden_map_same};
     size_t m, len;
     const uint8_t *body = golden_body(c, &len);
 
@@ -588,8 +588,8 @@ golden_rewrite_cut(const struct golden_case *c, size_t cut, size_t *err_offset, 
 
     memcpy(copy, golden_body(c, &len), cut);
     kp_writer_init(&out);
-    st = kp_rewrite_response(c->api_key, c->api_version, copy, cut, golden_map_local, NULL,
-                             &out, NULL, err_offset);
+    st = kp_rewrite_response(c->api_key, c->api_version, copy, cut, golden_map_local, NULL, &out,
+                             NULL, err_offset);
     *out_len = out.len;
     kp_writer_free(&out);
     free(copy);

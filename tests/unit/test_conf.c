@@ -13,7 +13,7 @@
 #include "test.h"
 
 static char tmp_dir[] = "/tmp/kbridge-test-conf-XXXXXX"; /* fixtures written by the tests */
-static const char *conf_dir = "tests/conf";                /* the data-driven cases */
+static const char *conf_dir = "tests/conf";              /* the data-driven cases */
 
 /* Writes text to tmp_dir/name; returns the path in a static buffer. */
 static const char *
@@ -151,8 +151,8 @@ test_conf_ipv6(void)
     cc = &c->clusters[0];
     CHECK(strcmp(cc->bootstrap[0].host, "::1") == 0);
     CHECK(cc->bootstrap[0].is_ip);
-    CHECK(strcmp(conf_hostport_str(&cc->bootstrap[1], buf, sizeof(buf)), "[2001:db8::10]:9094")
-          == 0);
+    CHECK(strcmp(conf_hostport_str(&cc->bootstrap[1], buf, sizeof(buf)), "[2001:db8::10]:9094") ==
+          0);
     CHECK(strcmp(conf_hostport_str(&cc->listen, buf, sizeof(buf)), "[::1]:9092") == 0);
     CHECK(strcmp(cc->advertised_host, "::1") == 0);
     CHECK_EQ_INT(cc->broker_port_base, 9093);
@@ -163,36 +163,36 @@ static void
 test_conf_hostport_parse(void)
 {
     static const struct {
-        const char *in;      /* input */
-        const char *host;    /* expected host, or NULL when it must fail */
-        int port;            /* expected port */
-        int is_ip;           /* expected is_ip */
-        const char *why;     /* failure reason substring */
+        const char *in;   /* input */
+        const char *host; /* expected host, or NULL when it must fail */
+        int port;         /* expected port */
+        int is_ip;        /* expected is_ip */
+        const char *why;  /* failure reason substring */
     } cases[] = {
-        { "b-1.x.kafka.ap-south-1.amazonaws.com:9094", "b-1.x.kafka.ap-south-1.amazonaws.com",
-          9094, 0, NULL },
-        { "127.0.0.1:1", "127.0.0.1", 1, 1, NULL },
-        { "[::1]:65535", "::1", 65535, 1, NULL },
-        { "[fe80::1:2]:9094", "fe80::1:2", 9094, 1, NULL },
-        { "localhost:9092", "localhost", 9092, 0, NULL },
-        { "host", NULL, 0, 0, "missing port: expected host:port" },
-        { "host:", NULL, 0, 0, "missing port number after ':'" },
-        { "host:0", NULL, 0, 0, "port '0': out of range 1..65535" },
-        { "host:65536", NULL, 0, 0, "port '65536': out of range 1..65535" },
-        { "host:99999999999999999999", NULL, 0, 0, "out of range 1..65535" },
-        { "host:9o92", NULL, 0, 0, "port '9o92': not a whole number" },
-        { "host:-1", NULL, 0, 0, "port '-1': out of range" },
-        { "host:+1", NULL, 0, 0, "not a whole number" },
-        { ":9092", NULL, 0, 0, "empty host" },
-        { "::1:9094", NULL, 0, 0, "an IPv6 address goes in brackets: write [::1]:9094" },
-        { "2001:db8::1:9094", NULL, 0, 0, "write [2001:db8::1]:9094" },
-        { "fe80::1", NULL, 0, 0, "missing port: write the IPv6 address in brackets" },
-        { "a:b:c", NULL, 0, 0, "more than one ':'" },
-        { "[::1]", NULL, 0, 0, "missing port: expected [v6]:port" },
-        { "[::1]9094", NULL, 0, 0, "expected ':port' after ']'" },
-        { "[::1:9094", NULL, 0, 0, "missing ']'" },
-        { "[example.com]:9094", NULL, 0, 0, "'example.com' is not an IPv6 address" },
-        { "bad host:9094", NULL, 0, 0, "invalid character ' ' in host 'bad host'" },
+        {"b-1.x.kafka.ap-south-1.amazonaws.com:9094", "b-1.x.kafka.ap-south-1.amazonaws.com", 9094,
+         0, NULL},
+        {"127.0.0.1:1", "127.0.0.1", 1, 1, NULL},
+        {"[::1]:65535", "::1", 65535, 1, NULL},
+        {"[fe80::1:2]:9094", "fe80::1:2", 9094, 1, NULL},
+        {"localhost:9092", "localhost", 9092, 0, NULL},
+        {"host", NULL, 0, 0, "missing port: expected host:port"},
+        {"host:", NULL, 0, 0, "missing port number after ':'"},
+        {"host:0", NULL, 0, 0, "port '0': out of range 1..65535"},
+        {"host:65536", NULL, 0, 0, "port '65536': out of range 1..65535"},
+        {"host:99999999999999999999", NULL, 0, 0, "out of range 1..65535"},
+        {"host:9o92", NULL, 0, 0, "port '9o92': not a whole number"},
+        {"host:-1", NULL, 0, 0, "port '-1': out of range"},
+        {"host:+1", NULL, 0, 0, "not a whole number"},
+        {":9092", NULL, 0, 0, "empty host"},
+        {"::1:9094", NULL, 0, 0, "an IPv6 address goes in brackets: write [::1]:9094"},
+        {"2001:db8::1:9094", NULL, 0, 0, "write [2001:db8::1]:9094"},
+        {"fe80::1", NULL, 0, 0, "missing port: write the IPv6 address in brackets"},
+        {"a:b:c", NULL, 0, 0, "more than one ':'"},
+        {"[::1]", NULL, 0, 0, "missing port: expected [v6]:port"},
+        {"[::1]9094", NULL, 0, 0, "expected ':port' after ']'"},
+        {"[::1:9094", NULL, 0, 0, "missing ']'"},
+        {"[example.com]:9094", NULL, 0, 0, "'example.com' is not an IPv6 address"},
+        {"bad host:9094", NULL, 0, 0, "invalid character ' ' in host 'bad host'"},
     };
     char why[256], big[400];
     struct kb_hostport hp;
@@ -220,7 +220,7 @@ test_conf_hostport_parse(void)
 static void
 test_conf_hostport_str(void)
 {
-    struct kb_hostport v4 = { "10.0.0.1", 9092, true }, v6 = { "::1", 9094, true };
+    struct kb_hostport v4 = {"10.0.0.1", 9092, true}, v6 = {"::1", 9094, true};
     char buf[300], tiny[6];
 
     CHECK(strcmp(conf_hostport_str(&v4, buf, sizeof(buf)), "10.0.0.1:9092") == 0);
@@ -233,10 +233,10 @@ test_conf_connect_target(void)
 {
     char buf[300];
     struct kb_conf *c = load_good("good_full.ini");
-    struct kb_hostport b1 = { "B-1.EXAMPLE.COM", 9094, false };
-    struct kb_hostport b2 = { "b-2.example.com", 9094, false };
-    struct kb_hostport b3 = { "b-3.example.com", 9094, false };
-    struct kb_hostport b1x = { "b-1.example.com", 9095, false };
+    struct kb_hostport b1 = {"B-1.EXAMPLE.COM", 9094, false};
+    struct kb_hostport b2 = {"b-2.example.com", 9094, false};
+    struct kb_hostport b3 = {"b-3.example.com", 9094, false};
+    struct kb_hostport b1x = {"b-1.example.com", 9095, false};
 
     if (!c) {
         return;
@@ -306,9 +306,9 @@ check_roundtrip(const char *path)
 static void
 test_conf_dump_roundtrip(void)
 {
-    static const char *const names[] = { "good_minimal.ini", "good_full.ini", "good_ipv6.ini",
-                                         "good_two_clusters.ini", "good_tls_off.ini",
-                                         "good_comments.ini", "good_long_line.ini" };
+    static const char *const names[] = {
+        "good_minimal.ini", "good_full.ini",     "good_ipv6.ini",     "good_two_clusters.ini",
+        "good_tls_off.ini", "good_comments.ini", "good_long_line.ini"};
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -462,8 +462,10 @@ test_conf_mtls_files(void)
 
     snprintf(cert, sizeof(cert), "%s", write_file("client.pem", "not parsed by conf/\n"));
     snprintf(key, sizeof(key), "%s", write_file("client.key", "not parsed by conf/\n"));
-    snprintf(text, sizeof(text), "[msk]\nbootstrap_servers = x:1\ntls_cert_file = %s\n"
-             "tls_key_file = %s\n", cert, key);
+    snprintf(text, sizeof(text),
+             "[msk]\nbootstrap_servers = x:1\ntls_cert_file = %s\n"
+             "tls_key_file = %s\n",
+             cert, key);
     c = load_text("mtls.ini", text, err);
     CHECK(c != NULL);
     if (c) {
@@ -532,18 +534,24 @@ test_conf_needs_restart(void)
     if (!old) {
         return;
     }
-    fresh = load_text("new.ini", "[global]\nlog_level = debug\n[msk]\nbootstrap_servers = y:2\n"
-                      "tls_verify = chain\n", err);
+    fresh = load_text("new.ini",
+                      "[global]\nlog_level = debug\n[msk]\nbootstrap_servers = y:2\n"
+                      "tls_verify = chain\n",
+                      err);
     CHECK(fresh && !conf_needs_restart(old, fresh, why, sizeof(why)));
     conf_unref(fresh);
     /* Listener settings and the set of clusters are reloadable. */
-    fresh = load_text("new.ini", "[msk]\nbootstrap_servers = x:1\nlisten = 127.0.0.1:9000\n"
+    fresh = load_text("new.ini",
+                      "[msk]\nbootstrap_servers = x:1\nlisten = 127.0.0.1:9000\n"
                       "broker_port_base = 9093\n[b]\nbootstrap_servers = x:1\n"
-                      "listen = 127.0.0.1:9500\n", err);
+                      "listen = 127.0.0.1:9500\n",
+                      err);
     CHECK(fresh && !conf_needs_restart(old, fresh, why, sizeof(why)));
     conf_unref(fresh);
-    fresh = load_text("new.ini", "[global]\nadmin_listen = 127.0.0.1:9644\n[msk]\n"
-                      "bootstrap_servers = x:1\n", err);
+    fresh = load_text("new.ini",
+                      "[global]\nadmin_listen = 127.0.0.1:9644\n[msk]\n"
+                      "bootstrap_servers = x:1\n",
+                      err);
     CHECK(fresh && conf_needs_restart(old, fresh, why, sizeof(why)));
     CHECK_STR_CONTAINS(why, "admin_listen in [global] changed from '' to '127.0.0.1:9644'");
     conf_unref(fresh);
@@ -560,7 +568,8 @@ test_conf_many_clusters(void)
     for (i = 0; i < 20; i++) {
         used += (size_t)snprintf(text + used, sizeof(text) - used,
                                  "[c%zu]\nbootstrap_servers = b-%zu.example.com:9094\n"
-                                 "listen = 127.0.0.1:%zu\nmax_node_id = 9\n", i, i, 10000 + i * 20);
+                                 "listen = 127.0.0.1:%zu\nmax_node_id = 9\n",
+                                 i, i, 10000 + i * 20);
     }
     c = load_text("many.ini", text, err);
     CHECK_STR_CONTAINS(c ? "loaded" : err, "loaded");
@@ -667,9 +676,9 @@ test_conf_good_files(void)
 static void
 cleanup_tmp(void)
 {
-    static const char *const names[] = { "err.ini", "dump1.ini", "dump2.ini", "dump.ini",
-                                         "client.pem", "client.key", "mtls.ini", "old.ini",
-                                         "new.ini", "many.ini" };
+    static const char *const names[] = {"err.ini",    "dump1.ini",  "dump2.ini", "dump.ini",
+                                        "client.pem", "client.key", "mtls.ini",  "old.ini",
+                                        "new.ini",    "many.ini"};
     char path[512];
     size_t i;
 

@@ -15,7 +15,7 @@ test_inflight_fifo_order_across_growth(void)
     CHECK(inflight_peek(&q) == NULL);
     for (i = 0; i < 1000; i++) {
         CHECK(inflight_push(&q, i, (int16_t)(i % 70), (int16_t)(i % 13), (double)i));
-        if (i % 3 == 0) {   /* interleave pops so the ring wraps while it grows */
+        if (i % 3 == 0) { /* interleave pops so the ring wraps while it grows */
             const struct inflight_entry *e = inflight_peek(&q);
             CHECK(e != NULL);
             inflight_pop(&q);
@@ -35,7 +35,7 @@ test_inflight_fifo_order_across_growth(void)
         inflight_pop(&q);
     }
     CHECK(inflight_peek(&q) == NULL);
-    inflight_pop(&q);   /* popping an empty queue is a no-op */
+    inflight_pop(&q); /* popping an empty queue is a no-op */
     CHECK_EQ_INT(q.count, 0);
     inflight_free(&q);
 }
@@ -52,7 +52,7 @@ test_inflight_refuses_beyond_cap(void)
     }
     CHECK_EQ_INT(ok, KB_INFLIGHT_MAX);
     inflight_pop(&q);
-    CHECK(inflight_push(&q, 1, 0, 0, 0.0));   /* room again after a response */
+    CHECK(inflight_push(&q, 1, 0, 0, 0.0)); /* room again after a response */
     inflight_free(&q);
 }
 

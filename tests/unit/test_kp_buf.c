@@ -10,16 +10,16 @@
 #include "test.h"
 
 /* A reader over a byte-array literal. */
-#define READER(r, ...)                                                                        \
-    static const uint8_t r##_bytes[] = { __VA_ARGS__ };                                       \
-    struct kp_reader r;                                                                       \
+#define READER(r, ...)                                                                             \
+    static const uint8_t r##_bytes[] = {__VA_ARGS__};                                              \
+    struct kp_reader r;                                                                            \
     kp_reader_init(&r, r##_bytes, sizeof(r##_bytes))
 
 static void
 test_kp_buf_reader_ints_are_big_endian(void)
 {
-    READER(r, 0xff, 0x12, 0x34, 0x80, 0x00, 0x00, 0x01, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-           0x07, 0x08, 0xff, 0xff, 0xff, 0xfe);
+    READER(r, 0xff, 0x12, 0x34, 0x80, 0x00, 0x00, 0x01, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+           0x08, 0xff, 0xff, 0xff, 0xfe);
     int8_t i8;
     int16_t i16;
     int32_t i32;
@@ -126,8 +126,8 @@ test_kp_buf_uvarlong_overflow_is_malformed(void)
 static void
 test_kp_buf_varint_zigzag_round_trip(void)
 {
-    const int32_t i32s[] = { 0, -1, 1, -64, 64, INT32_MIN, INT32_MAX };
-    const int64_t i64s[] = { 0, -1, 1, INT64_MIN, INT64_MAX, -1234567890123LL };
+    const int32_t i32s[] = {0, -1, 1, -64, 64, INT32_MIN, INT32_MAX};
+    const int64_t i64s[] = {0, -1, 1, INT64_MIN, INT64_MAX, -1234567890123LL};
     struct kp_writer w;
     struct kp_reader r;
     size_t i;
@@ -183,10 +183,10 @@ test_kp_buf_strings(void)
 static void
 test_kp_buf_bad_string_lengths(void)
 {
-    READER(neg, 0xff, 0xfe, 'a');                    /* -2 */
-    READER(past_end, 0x00, 0x05, 'a', 'b');          /* 5 > 2 left */
-    READER(compact_past_end, 0x06, 'a');             /* compact 5 > 1 left */
-    READER(compact_too_long, 0x81, 0x80, 0x02);      /* compact length 32768 */
+    READER(neg, 0xff, 0xfe, 'a');               /* -2 */
+    READER(past_end, 0x00, 0x05, 'a', 'b');     /* 5 > 2 left */
+    READER(compact_past_end, 0x06, 'a');        /* compact 5 > 1 left */
+    READER(compact_too_long, 0x81, 0x80, 0x02); /* compact length 32768 */
     READER(compact_overflow, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f);
     struct kp_view s;
 
@@ -203,8 +203,8 @@ test_kp_buf_bad_string_lengths(void)
 static void
 test_kp_buf_bytes(void)
 {
-    READER(r, 0x00, 0x00, 0x00, 0x03, 1, 2, 3, 0xff, 0xff, 0xff, 0xff, 0x02, 9, 0x7f, 0xff,
-           0xff, 0xff);
+    READER(r, 0x00, 0x00, 0x00, 0x03, 1, 2, 3, 0xff, 0xff, 0xff, 0xff, 0x02, 9, 0x7f, 0xff, 0xff,
+           0xff);
     struct kp_view b;
 
     CHECK_EQ_INT(kp_reader_bytes(&r, 0, &b), KP_OK);
@@ -299,7 +299,7 @@ test_kp_buf_tags(void)
     CHECK(tag == 0 && data.len == 2 && data.ptr[1] == 0xbb);
     CHECK_EQ_INT(kp_reader_tag(&r, &tag, &data), KP_OK);
     CHECK(tag == 129 && data.len == 0);
-    CHECK_EQ_INT(kp_reader_i8(&r, &(int8_t){ 0 }), KP_OK);
+    CHECK_EQ_INT(kp_reader_i8(&r, &(int8_t){0}), KP_OK);
     r.pos = 0;
     CHECK_EQ_INT(kp_reader_skip_tags(&r), KP_OK);
     CHECK_EQ_INT(r.pos, 8);
@@ -322,7 +322,7 @@ test_kp_buf_bad_tags(void)
 static void
 test_kp_buf_writer_round_trip(void)
 {
-    static const uint8_t id[KP_UUID_LEN] = { 0xde, 0xad, [15] = 0xef };
+    static const uint8_t id[KP_UUID_LEN] = {0xde, 0xad, [15] = 0xef};
     struct kp_writer w;
     struct kp_reader r;
     struct kp_view s;

@@ -34,10 +34,10 @@ put_request_header(struct kp_writer *w, int16_t key, int16_t version, const char
 static void
 test_kp_frame_size(void)
 {
-    static const uint8_t ok[] = { 0x00, 0x00, 0x03, 0xe8 };
-    static const uint8_t neg[] = { 0x80, 0x00, 0x00, 0x00 };
-    static const uint8_t big[] = { 0x00, 0x00, 0x03, 0xe9 };
-    static const uint8_t zero[] = { 0, 0, 0, 0 };
+    static const uint8_t ok[] = {0x00, 0x00, 0x03, 0xe8};
+    static const uint8_t neg[] = {0x80, 0x00, 0x00, 0x00};
+    static const uint8_t big[] = {0x00, 0x00, 0x03, 0xe9};
+    static const uint8_t zero[] = {0, 0, 0, 0};
     size_t size = 7;
 
     CHECK_EQ_INT(kp_frame_size(ok, 3, MAX_FRAME, &size), KP_INCOMPLETE);
@@ -53,8 +53,8 @@ test_kp_frame_size(void)
 
 /* Decodes w's request header and checks the fields put_request_header wrote. */
 static void
-check_request_header(const struct kp_writer *w, int16_t key, int16_t version,
-                     const char *client_id, int header_version)
+check_request_header(const struct kp_writer *w, int16_t key, int16_t version, const char *client_id,
+                     int header_version)
 {
     struct kp_request_header h;
     size_t cut;
@@ -116,13 +116,12 @@ test_kp_frame_request_header_versions(void)
 static void
 test_kp_frame_request_header_malformed(void)
 {
-    static const uint8_t neg_client_id[] = { 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xfe };
-    static const uint8_t bad_tags[] = { 0, 3, 0, 9, 0, 0, 0, 1, 0, 0,
-                                        0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+    static const uint8_t neg_client_id[] = {0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xfe};
+    static const uint8_t bad_tags[] = {0, 3,    0,    9,    0,    0,    0,    1,   0,
+                                       0, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
     struct kp_request_header h;
 
-    CHECK_EQ_INT(kp_request_header_decode(neg_client_id, sizeof(neg_client_id), &h),
-                 KP_MALFORMED);
+    CHECK_EQ_INT(kp_request_header_decode(neg_client_id, sizeof(neg_client_id), &h), KP_MALFORMED);
     CHECK_EQ_INT(kp_request_header_decode(bad_tags, sizeof(bad_tags), &h), KP_MALFORMED);
 }
 
@@ -143,9 +142,9 @@ put_produce(struct kp_writer *w, int16_t version, const char *txn, int16_t acks)
 static void
 test_kp_frame_produce_acks(void)
 {
-    static const int16_t versions[] = { 0, 2, 3, 8, 9, 11 };
-    static const char *const txns[] = { NULL, "", "txn-1" };
-    static const int16_t acks[] = { 0, 1, -1 };
+    static const int16_t versions[] = {0, 2, 3, 8, 9, 11};
+    static const char *const txns[] = {NULL, "", "txn-1"};
+    static const int16_t acks[] = {0, 1, -1};
     size_t v, t, a;
 
     for (v = 0; v < sizeof(versions) / sizeof(versions[0]); v++) {
@@ -208,17 +207,15 @@ test_kp_frame_produce_bad_transactional_id(void)
 static void
 test_kp_frame_response_headers(void)
 {
-    static const uint8_t v0[] = { 0, 0, 0, 42, 0xaa };
-    static const uint8_t v1[] = { 0, 0, 0, 42, 0x01, 0x03, 0x02, 'h', 'i', 0xaa };
-    static const uint8_t v1_bad[] = { 0, 0, 0, 42, 0x01, 0x03, 0x09, 'h' };
+    static const uint8_t v0[] = {0, 0, 0, 42, 0xaa};
+    static const uint8_t v1[] = {0, 0, 0, 42, 0x01, 0x03, 0x02, 'h', 'i', 0xaa};
+    static const uint8_t v1_bad[] = {0, 0, 0, 42, 0x01, 0x03, 0x09, 'h'};
     int32_t id = 0;
     size_t hlen = 0, cut;
 
-    CHECK_EQ_INT(kp_response_header_decode(v0, sizeof(v0), KP_API_METADATA, 8, &id, &hlen),
-                 KP_OK);
+    CHECK_EQ_INT(kp_response_header_decode(v0, sizeof(v0), KP_API_METADATA, 8, &id, &hlen), KP_OK);
     CHECK(id == 42 && hlen == 4);
-    CHECK_EQ_INT(kp_response_header_decode(v1, sizeof(v1), KP_API_METADATA, 9, &id, &hlen),
-                 KP_OK);
+    CHECK_EQ_INT(kp_response_header_decode(v1, sizeof(v1), KP_API_METADATA, 9, &id, &hlen), KP_OK);
     CHECK_EQ_INT(hlen, 9);
     /* ApiVersions: header v0 even at v3+ (the first body byte is not a tag count) */
     CHECK_EQ_INT(kp_response_header_decode(v1, sizeof(v1), KP_API_API_VERSIONS, 3, &id, &hlen),

@@ -52,9 +52,9 @@ test_kp_request_metadata_versions_encode(void)
 static void
 test_kp_request_metadata_version_pick(void)
 {
-    CHECK_EQ_INT(kp_request_metadata_version(0, 2), 2);    /* Debian's mock */
-    CHECK_EQ_INT(kp_request_metadata_version(0, 12), 4);   /* Kafka 3.x */
-    CHECK_EQ_INT(kp_request_metadata_version(4, 13), 4);   /* Kafka 4 dropped v0-v3 */
+    CHECK_EQ_INT(kp_request_metadata_version(0, 2), 2);  /* Debian's mock */
+    CHECK_EQ_INT(kp_request_metadata_version(0, 12), 4); /* Kafka 3.x */
+    CHECK_EQ_INT(kp_request_metadata_version(4, 13), 4); /* Kafka 4 dropped v0-v3 */
     CHECK_EQ_INT(kp_request_metadata_version(6, 13), 6);
     CHECK_EQ_INT(kp_request_metadata_version(9, 13), -1);  /* flexible only: not written here */
     CHECK_EQ_INT(kp_request_metadata_version(0, 0), -1);   /* v0 cannot ask for no topics */
@@ -78,7 +78,7 @@ test_kp_request_api_versions_roundtrip_golden(void)
     CHECK_EQ_INT(kp_request_header_decode(w.buf + 4, w.len - 4, &h), KP_OK);
     CHECK_EQ_INT(h.api_key, KP_API_API_VERSIONS);
     CHECK_EQ_INT(h.api_version, 0);
-    CHECK_EQ_INT(h.header_len, w.len - 4);   /* v0 has no body */
+    CHECK_EQ_INT(h.header_len, w.len - 4); /* v0 has no body */
     kp_writer_free(&w);
 
     snprintf(path, sizeof(path), "%s/apiversions_v0.resp", frames_dir);

@@ -13,8 +13,8 @@
 #include "kp_rewrite.h"
 #include "test.h"
 
-#define UNKNOWN_TAG 42          /* a tag no spec defines: must be copied verbatim */
-#define LONG_HOST_LEN 300       /* > 255 and > 127: one more length byte, compact or not */
+#define UNKNOWN_TAG 42    /* a tag no spec defines: must be copied verbatim */
+#define LONG_HOST_LEN 300 /* > 255 and > 127: one more length byte, compact or not */
 #define MSK_HOST "b-1.ecommercekafka.13b4qv.c2.kafka.ap-south-1.amazonaws.com"
 
 static char long_host[LONG_HOST_LEN + 1]; /* "lll...l", filled by main */
@@ -123,7 +123,7 @@ build_metadata(struct kp_writer *w, int16_t v, const struct spec *s)
     }
     kp_writer_array_len(w, flex, 3);
     for (t = 0; t < 3; t++) {
-        kp_writer_i16(w, t == 2 ? 3 : 0); /* ErrorCode */
+        kp_writer_i16(w, t == 2 ? 3 : 0);                      /* ErrorCode */
         put_str(w, flex, t == 2 && v >= 12 ? NULL : "orders"); /* Name: nullable v12+ */
         if (v >= 10) {
             put_uuid(w, (uint8_t)t);
@@ -289,7 +289,7 @@ build_fetch(struct kp_writer *w, int16_t v, const struct spec *s)
         kp_writer_i32(w, 0);
     }
     if (v >= 7) {
-        kp_writer_i16(w, 0); /* ErrorCode */
+        kp_writer_i16(w, 0);  /* ErrorCode */
         kp_writer_i32(w, 77); /* SessionId */
     }
     kp_writer_array_len(w, flex, 2); /* Responses */
@@ -394,19 +394,19 @@ build_share_ack(struct kp_writer *w, int16_t v, const struct spec *s)
 
 /* One api and the versions built for it. */
 struct spec_api {
-    int16_t api_key;      /* api */
-    int16_t max_version;  /* versions 0..max_version are built */
-    spec_build_fn build;  /* the builder */
+    int16_t api_key;     /* api */
+    int16_t max_version; /* versions 0..max_version are built */
+    spec_build_fn build; /* the builder */
 };
 
 static const struct spec_api spec_apis[] = {
-    { KP_API_METADATA, 12, build_metadata },
-    { KP_API_FIND_COORDINATOR, 6, build_coordinator },
-    { KP_API_DESCRIBE_CLUSTER, 1, build_cluster },
-    { KP_API_PRODUCE, 11, build_produce },
-    { KP_API_FETCH, 17, build_fetch },
-    { KP_API_SHARE_FETCH, 0, build_share_fetch },
-    { KP_API_SHARE_ACKNOWLEDGE, 0, build_share_ack },
+    {KP_API_METADATA, 12, build_metadata},
+    {KP_API_FIND_COORDINATOR, 6, build_coordinator},
+    {KP_API_DESCRIBE_CLUSTER, 1, build_cluster},
+    {KP_API_PRODUCE, 11, build_produce},
+    {KP_API_FETCH, 17, build_fetch},
+    {KP_API_SHARE_FETCH, 0, build_share_fetch},
+    {KP_API_SHARE_ACKNOWLEDGE, 0, build_share_ack},
 };
 
 #define SPEC_NAPIS (sizeof(spec_apis) / sizeof(spec_apis[0]))
@@ -431,10 +431,10 @@ map_to_spec(void *arg, int32_t node_id, const char *host, size_t host_len, int32
 
 /* Records what the codec passes, for checks; keeps every address. */
 struct seen {
-    int n;                /* calls */
-    int32_t node[8];      /* node ids, in call order */
-    int32_t port[8];      /* ports */
-    size_t host_len[8];   /* host lengths */
+    int n;              /* calls */
+    int32_t node[8];    /* node ids, in call order */
+    int32_t port[8];    /* ports */
+    size_t host_len[8]; /* host lengths */
 };
 
 static bool
@@ -497,8 +497,8 @@ check_rewrite_pair(const struct spec_api *api, int16_t v, const struct spec *fro
     kp_writer_free(&out);
     if (test_checks_failed != before) {
         fprintf(stderr, "  ... in %s v%d, %s -> %.10s, tags %d, endpoints %d, trailing %d\n",
-                kp_api_name(api->api_key), v, from->host[0] == 'l' ? "long" : from->host,
-                to->host, from->tags, from->endpoints, from->trailing);
+                kp_api_name(api->api_key), v, from->host[0] == 'l' ? "long" : from->host, to->host,
+                from->tags, from->endpoints, from->trailing);
     }
     kp_writer_free(&in);
     kp_writer_free(&want);
@@ -509,7 +509,10 @@ static void
 test_kp_rewrite_spec_frames_rewrite_exactly(void)
 {
     const char *hosts[][2] = {
-        { MSK_HOST, "127.0.0.1" }, { "h", long_host }, { long_host, "h" }, { "", MSK_HOST },
+        {MSK_HOST, "127.0.0.1"},
+        {"h", long_host},
+        {long_host, "h"},
+        {"", MSK_HOST},
     };
     size_t a, h;
     int16_t v;
@@ -519,7 +522,7 @@ test_kp_rewrite_spec_frames_rewrite_exactly(void)
         for (v = 0; v <= spec_apis[a].max_version; v++) {
             for (h = 0; h < sizeof(hosts) / sizeof(hosts[0]); h++) {
                 for (opt = 0; opt < 8; opt++) {
-                    struct spec from = { hosts[h][0], 9094, 3, opt & 1, opt & 2, opt & 4 };
+                    struct spec from = {hosts[h][0], 9094, 3, opt & 1, opt & 2, opt & 4};
                     struct spec to = from;
 
                     to.host = hosts[h][1];
@@ -542,8 +545,8 @@ test_kp_rewrite_spec_frames_small_counts(void)
     for (a = 0; a < SPEC_NAPIS; a++) {
         for (v = 0; v <= spec_apis[a].max_version; v++) {
             for (n = 0; n <= 1; n++) {
-                struct spec from = { MSK_HOST, 9094, n, true, true, false };
-                struct spec to = { "local", 1, n, true, true, false };
+                struct spec from = {MSK_HOST, 9094, n, true, true, false};
+                struct spec to = {"local", 1, n, true, true, false};
 
                 check_rewrite_pair(&spec_apis[a], v, &from, &to);
             }
@@ -565,7 +568,7 @@ check_truncations(int16_t key, int16_t v, const struct kp_writer *in, size_t kno
         uint8_t *copy = malloc(cut ? cut : 1);
         struct kp_writer out;
         size_t err_offset = SIZE_MAX;
-        struct spec to = { long_host, 1, 0, false, false, false };
+        struct spec to = {long_host, 1, 0, false, false, false};
         enum kp_status st;
 
         memcpy(copy, in->buf, cut);
@@ -582,8 +585,7 @@ check_truncations(int16_t key, int16_t v, const struct kp_writer *in, size_t kno
         kp_writer_free(&out);
         free(copy);
         if (test_checks_failed != before) {
-            fprintf(stderr, "  ... %s v%d cut at %zu of %zu\n", kp_api_name(key), v, cut,
-                    in->len);
+            fprintf(stderr, "  ... %s v%d cut at %zu of %zu\n", kp_api_name(key), v, cut, in->len);
             return;
         }
     }
@@ -599,7 +601,7 @@ test_kp_rewrite_spec_frames_truncated(void)
     for (a = 0; a < SPEC_NAPIS; a++) {
         for (v = 0; v <= spec_apis[a].max_version; v++) {
             for (opt = 0; opt < 2; opt++) {
-                struct spec s = { MSK_HOST, 9094, 2, opt, true, opt };
+                struct spec s = {MSK_HOST, 9094, 2, opt, true, opt};
                 struct kp_writer in;
 
                 kp_writer_init(&in);
@@ -617,7 +619,7 @@ static void
 test_kp_rewrite_map_sees_error_entries(void)
 {
     struct kp_writer in, out;
-    struct seen seen = { 0 };
+    struct seen seen = {0};
 
     /* FindCoordinator v3 COORDINATOR_NOT_AVAILABLE: node -1, host "", port -1 */
     kp_writer_init(&in);
@@ -639,9 +641,9 @@ test_kp_rewrite_map_sees_error_entries(void)
 static void
 test_kp_rewrite_map_sees_every_broker_in_order(void)
 {
-    struct spec s = { MSK_HOST, 9094, 5, true, true, false };
+    struct spec s = {MSK_HOST, 9094, 5, true, true, false};
     struct kp_writer in, out;
-    struct seen seen = { 0 };
+    struct seen seen = {0};
     int i;
 
     kp_writer_init(&in);
@@ -661,13 +663,13 @@ test_kp_rewrite_map_sees_every_broker_in_order(void)
 static void
 test_kp_rewrite_fetch_tag0_before_v16_is_opaque(void)
 {
-    struct spec s = { MSK_HOST, 9094, 0, false, false, false };
+    struct spec s = {MSK_HOST, 9094, 0, false, false, false};
     struct kp_writer in, out;
     struct kp_rewrite_stats stats;
 
     kp_writer_init(&in);
     build_fetch(&in, 15, &s);
-    in.len--;                            /* drop the empty top-level tag section */
+    in.len--; /* drop the empty top-level tag section */
     kp_writer_uvarint(&in, 1);
     kp_writer_tag(&in, 0, "\xff\xff", 2); /* not a NodeEndpoints array */
     CHECK_EQ_INT(rewrite(KP_API_FETCH, 15, &in, map_to_spec, &s, &out, &stats), KP_OK);
@@ -682,7 +684,7 @@ test_kp_rewrite_fetch_tag0_before_v16_is_opaque(void)
 static void
 test_kp_rewrite_endpoints_size_mismatch(void)
 {
-    struct spec s = { "host", 9094, 1, false, false, false };
+    struct spec s = {"host", 9094, 1, false, false, false};
     struct kp_writer field, in, out;
     size_t extra;
 
@@ -753,9 +755,9 @@ check_bad_metadata(int16_t v, const uint8_t *body, size_t len, enum kp_status st
     size_t err_offset = SIZE_MAX;
 
     kp_writer_init(&out);
-    CHECK_EQ_INT(kp_rewrite_response(KP_API_METADATA, v, body, len, NULL, NULL, &out, NULL,
-                                     &err_offset),
-                 st);
+    CHECK_EQ_INT(
+        kp_rewrite_response(KP_API_METADATA, v, body, len, NULL, NULL, &out, NULL, &err_offset),
+        st);
     CHECK_EQ_INT(err_offset, err_at);
     kp_writer_free(&out);
 }
@@ -763,17 +765,17 @@ check_bad_metadata(int16_t v, const uint8_t *body, size_t len, enum kp_status st
 static void
 test_kp_rewrite_hostile_counts_and_lengths(void)
 {
-    static const uint8_t neg_brokers[] = { 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0 };
-    static const uint8_t huge_brokers[] = { 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 1, 'h' };
-    static const uint8_t null_brokers[] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
-    static const uint8_t host_past_end[] = { 0, 0, 0, 1, 0, 0, 0, 1, 0x7f, 0xff, 'h', 'h', 'h' };
-    static const uint8_t neg_host[] = { 0, 0, 0, 1, 0, 0, 0, 1, 0x80, 0x00, 'h', 'h', 'h' };
-    static const uint8_t huge_topics[] = { 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0 };
+    static const uint8_t neg_brokers[] = {0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0};
+    static const uint8_t huge_brokers[] = {0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 1, 'h'};
+    static const uint8_t null_brokers[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    static const uint8_t host_past_end[] = {0, 0, 0, 1, 0, 0, 0, 1, 0x7f, 0xff, 'h', 'h', 'h'};
+    static const uint8_t neg_host[] = {0, 0, 0, 1, 0, 0, 0, 1, 0x80, 0x00, 'h', 'h', 'h'};
+    static const uint8_t huge_topics[] = {0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0};
     /* v9: throttle, compact brokers count as a 6-byte varint */
-    static const uint8_t varint_overflow[] = { 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
-    static const uint8_t compact_huge[] = { 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0 };
-    static const uint8_t compact_host_long[] = { 0, 0, 0, 0, 0x02, 0, 0, 0, 1, 0x81, 0x80,
-                                                 0x02, 'h', 'h', 'h' };
+    static const uint8_t varint_overflow[] = {0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t compact_huge[] = {0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0};
+    static const uint8_t compact_host_long[] = {0, 0,    0,    0,    0x02, 0,   0,  0,
+                                                1, 0x81, 0x80, 0x02, 'h',  'h', 'h'};
 
     check_bad_metadata(0, neg_brokers, sizeof(neg_brokers), KP_MALFORMED, 0);
     check_bad_metadata(0, huge_brokers, sizeof(huge_brokers), KP_MALFORMED, 0);
@@ -790,21 +792,20 @@ static void
 test_kp_rewrite_unsupported_versions(void)
 {
     static const int16_t cases[][2] = {
-        { KP_API_METADATA, 13 },        { KP_API_METADATA, -1 },
-        { KP_API_FIND_COORDINATOR, 7 }, { KP_API_DESCRIBE_CLUSTER, 2 },
-        { KP_API_PRODUCE, 12 },         { KP_API_FETCH, 18 },
-        { KP_API_SHARE_FETCH, 1 },      { KP_API_SHARE_ACKNOWLEDGE, 1 },
-        { KP_API_API_VERSIONS, 5 },     { KP_API_API_VERSIONS, -1 },
+        {KP_API_METADATA, 13},        {KP_API_METADATA, -1},         {KP_API_FIND_COORDINATOR, 7},
+        {KP_API_DESCRIBE_CLUSTER, 2}, {KP_API_PRODUCE, 12},          {KP_API_FETCH, 18},
+        {KP_API_SHARE_FETCH, 1},      {KP_API_SHARE_ACKNOWLEDGE, 1}, {KP_API_API_VERSIONS, 5},
+        {KP_API_API_VERSIONS, -1},
     };
-    static const uint8_t body[] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t body[] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct kp_writer out;
 
         kp_writer_init(&out);
-        CHECK_EQ_INT(kp_rewrite_response(cases[i][0], cases[i][1], body, sizeof(body), NULL,
-                                         NULL, &out, NULL, NULL),
+        CHECK_EQ_INT(kp_rewrite_response(cases[i][0], cases[i][1], body, sizeof(body), NULL, NULL,
+                                         &out, NULL, NULL),
                      KP_UNSUPPORTED);
         CHECK(kp_api_response_needs_rewrite(cases[i][0], cases[i][1]));
         CHECK_EQ_INT(out.len, 0);
@@ -815,12 +816,12 @@ test_kp_rewrite_unsupported_versions(void)
 static void
 test_kp_rewrite_other_apis_pass_through(void)
 {
-    static const uint8_t body[] = { 0xde, 0xad, 0xbe, 0xef, 0xff };
+    static const uint8_t body[] = {0xde, 0xad, 0xbe, 0xef, 0xff};
     struct kp_writer out;
 
     kp_writer_init(&out);
-    CHECK_EQ_INT(kp_rewrite_response(KP_API_SASL_HANDSHAKE, 1, body, sizeof(body), NULL, NULL,
-                                     &out, NULL, NULL),
+    CHECK_EQ_INT(kp_rewrite_response(KP_API_SASL_HANDSHAKE, 1, body, sizeof(body), NULL, NULL, &out,
+                                     NULL, NULL),
                  KP_OK);
     CHECK(out.len == sizeof(body) && memcmp(out.buf, body, sizeof(body)) == 0);
     kp_writer_free(&out);
@@ -830,7 +831,7 @@ test_kp_rewrite_other_apis_pass_through(void)
 static void
 test_kp_rewrite_describe_cluster_controllers(void)
 {
-    struct spec s = { MSK_HOST, 9094, 2, false, false, false };
+    struct spec s = {MSK_HOST, 9094, 2, false, false, false};
     struct kp_writer in, out;
     int n;
 
@@ -848,10 +849,10 @@ test_kp_rewrite_describe_cluster_controllers(void)
 
 /* What map_fixed answers for every address. */
 struct fixed {
-    bool set_host;     /* replace the host with host/host_len; else keep it */
-    const char *host;  /* the new host, may be NULL to test the refusal */
-    size_t host_len;   /* its length */
-    int32_t port_add;  /* added to the current port */
+    bool set_host;    /* replace the host with host/host_len; else keep it */
+    const char *host; /* the new host, may be NULL to test the refusal */
+    size_t host_len;  /* its length */
+    int32_t port_add; /* added to the current port */
 };
 
 static bool
@@ -874,7 +875,7 @@ map_fixed(void *arg, int32_t node_id, const char *host, size_t host_len, int32_t
 static void
 test_kp_rewrite_bad_map_answers(void)
 {
-    struct spec s = { MSK_HOST, 9094, 2, false, false, false };
+    struct spec s = {MSK_HOST, 9094, 2, false, false, false};
     char *big = calloc(1, KP_STRING_MAX + 2);
     struct kp_writer in, out;
     size_t err_offset = 0;
@@ -884,14 +885,13 @@ test_kp_rewrite_bad_map_answers(void)
     kp_writer_init(&out);
     kp_writer_raw(&out, "keep", 4);
     CHECK_EQ_INT(kp_rewrite_response(KP_API_METADATA, 1, in.buf, in.len, map_fixed,
-                                     &(struct fixed){ true, big, KP_STRING_MAX + 1, 0 }, &out,
-                                     NULL, &err_offset),
+                                     &(struct fixed){true, big, KP_STRING_MAX + 1, 0}, &out, NULL,
+                                     &err_offset),
                  KP_TOO_LARGE);
     CHECK_EQ_INT(err_offset, 4 + 4); /* the first broker's host */
     CHECK(out.len == 4 && memcmp(out.buf, "keep", 4) == 0);
     CHECK_EQ_INT(kp_rewrite_response(KP_API_METADATA, 1, in.buf, in.len, map_fixed,
-                                     &(struct fixed){ true, NULL, 0, 0 }, &out, NULL,
-                                     &err_offset),
+                                     &(struct fixed){true, NULL, 0, 0}, &out, NULL, &err_offset),
                  KP_MALFORMED);
     CHECK_EQ_INT(out.len, 4);
     kp_writer_free(&in);
@@ -903,17 +903,17 @@ test_kp_rewrite_bad_map_answers(void)
 static void
 test_kp_rewrite_port_only(void)
 {
-    struct spec from = { MSK_HOST, 9094, 3, true, true, true };
-    struct spec to = { MSK_HOST, 9095, 3, true, true, true };
+    struct spec from = {MSK_HOST, 9094, 3, true, true, true};
+    struct spec to = {MSK_HOST, 9095, 3, true, true, true};
     struct kp_writer in, want, out;
 
     kp_writer_init(&in);
     kp_writer_init(&want);
     build_produce(&in, 11, &from);
     build_produce(&want, 11, &to);
-    CHECK_EQ_INT(rewrite(KP_API_PRODUCE, 11, &in, map_fixed, &(struct fixed){ false, NULL, 0, 1 },
-                         &out, NULL),
-                 KP_OK);
+    CHECK_EQ_INT(
+        rewrite(KP_API_PRODUCE, 11, &in, map_fixed, &(struct fixed){false, NULL, 0, 1}, &out, NULL),
+        KP_OK);
     CHECK(out.len == want.len && memcmp(out.buf, want.buf, want.len) == 0);
     kp_writer_free(&in);
     kp_writer_free(&want);
@@ -928,11 +928,11 @@ struct api_entry {
 };
 
 static const struct api_entry api_entries[] = {
-    { KP_API_PRODUCE, 3, 12, 11 },        { KP_API_FETCH, 4, 18, 17 },
-    { KP_API_METADATA, 0, 13, 12 },       { KP_API_FIND_COORDINATOR, 0, 6, 6 },
-    { KP_API_SASL_HANDSHAKE, 0, 1, 1 },   { KP_API_API_VERSIONS, 0, 9, 9 },
-    { KP_API_DESCRIBE_CLUSTER, 0, 2, 1 }, { KP_API_SHARE_FETCH, 1, 1, 1 },
-    { KP_API_SHARE_ACKNOWLEDGE, 0, 3, 0 }, { 999, 0, 50, 50 },
+    {KP_API_PRODUCE, 3, 12, 11},         {KP_API_FETCH, 4, 18, 17},
+    {KP_API_METADATA, 0, 13, 12},        {KP_API_FIND_COORDINATOR, 0, 6, 6},
+    {KP_API_SASL_HANDSHAKE, 0, 1, 1},    {KP_API_API_VERSIONS, 0, 9, 9},
+    {KP_API_DESCRIBE_CLUSTER, 0, 2, 1},  {KP_API_SHARE_FETCH, 1, 1, 1},
+    {KP_API_SHARE_ACKNOWLEDGE, 0, 3, 0}, {999, 0, 50, 50},
 };
 
 #define API_NENTRIES (sizeof(api_entries) / sizeof(api_entries[0]))
@@ -956,7 +956,11 @@ build_apiversions(struct kp_writer *w, int16_t v, bool capped, const struct spec
     }
     if (flex) { /* SupportedFeatures (0), FinalizedFeaturesEpoch (1) as known tags + unknown */
         kp_writer_uvarint(w, 2 + s->tags);
-        kp_writer_tag(w, 0, "\x02\x11" "metadata.version" "\x00\x01\x00\x14\x00", 23);
+        kp_writer_tag(w, 0,
+                      "\x02\x11"
+                      "metadata.version"
+                      "\x00\x01\x00\x14\x00",
+                      23);
         kp_writer_tag(w, 1, "\0\0\0\0\0\0\0\7", 8);
         if (s->tags) {
             kp_writer_tag(w, UNKNOWN_TAG, "x", 1);
@@ -973,7 +977,7 @@ test_kp_rewrite_apiversions_caps(void)
 
     for (v = 0; v <= 4; v++) {
         for (opt = 0; opt < 4; opt++) {
-            struct spec s = { "", 0, 0, opt & 1, false, opt & 2 };
+            struct spec s = {"", 0, 0, opt & 1, false, opt & 2};
             struct kp_writer in, want, out, again;
             struct kp_rewrite_stats stats;
 
@@ -987,8 +991,7 @@ test_kp_rewrite_apiversions_caps(void)
             CHECK_EQ_INT(stats.uncappable, 1); /* ShareFetch 1-1 */
             CHECK_EQ_INT(stats.addresses, 0);
             /* capping is idempotent */
-            CHECK_EQ_INT(rewrite(KP_API_API_VERSIONS, v, &out, NULL, NULL, &again, &stats),
-                         KP_OK);
+            CHECK_EQ_INT(rewrite(KP_API_API_VERSIONS, v, &out, NULL, NULL, &again, &stats), KP_OK);
             CHECK(again.len == out.len && memcmp(again.buf, out.buf, out.len) == 0);
             CHECK_EQ_INT(stats.capped, 0);
             check_truncations(KP_API_API_VERSIONS, v, &in, in.len - (s.trailing ? 2 : 0));
@@ -1032,7 +1035,7 @@ test_kp_rewrite_apiversions_error35_passthrough(void)
 static int
 write_seeds(const char *dir)
 {
-    struct spec s = { MSK_HOST, 9094, 3, true, true, true };
+    struct spec s = {MSK_HOST, 9094, 3, true, true, true};
     size_t a;
     int16_t v;
 

@@ -31,7 +31,7 @@
 #define TEST_PATH_MAX 512
 #define TEST_WAIT_MS 5000 /* the server gives up on a silent client after this */
 
-static const char *test_dir;                        /* $KB_TEST_CERTS */
+static const char *test_dir; /* $KB_TEST_CERTS */
 static struct kb_conf test_conf = {.path = "/etc/kbridge/test.ini"};
 
 /* How the server thread treats its one connection. */
@@ -256,8 +256,8 @@ static void
 test_client(SSL_CTX *ctx, const struct kb_cluster_conf *cc, const char *name, uint16_t port,
             struct test_result *res)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     unsigned long errs[8], e;
     int fd = socket(AF_INET, SOCK_STREAM, 0), r, sock_err = 0;
     char buf[3] = "";
@@ -379,9 +379,11 @@ test_utf8_valid(const char *s)
 static void
 test_tls_system_store_from_env(void)
 {
-    static const struct test_case c = {
-        .what = "system_store_from_env", .cert = "server", .system_store = true,
-        .name = "localhost", .ok = true};
+    static const struct test_case c = {.what = "system_store_from_env",
+                                       .cert = "server",
+                                       .system_store = true,
+                                       .name = "localhost",
+                                       .ok = true};
     char ca[TEST_PATH_MAX];
     struct test_result res;
 
@@ -397,54 +399,113 @@ static const char test_http[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r
 static const char test_kafka[] = "\0\0\0\x0a\0\0\0\x01\0\x23\0\0\0\0";
 
 static const struct test_case test_table[] = {
-    {.what = "verifies_host_name", .cert = "server", .name = "localhost", .ok = true,
+    {.what = "verifies_host_name",
+     .cert = "server",
+     .name = "localhost",
+     .ok = true,
      .sni_seen = "localhost",
      .expect = {"TLSv1.3 ", "peer 'CN=localhost,O=kbridge tests'",
                 "(issuer 'CN=kbridge test CA,O=kbridge tests'), verified as 'localhost'",
                 "expires in "}},
-    {.what = "verifies_ipv4_literal_without_sni", .cert = "server", .name = "127.0.0.1",
-     .ok = true, .sni_seen = "", .expect = {"verified as '127.0.0.1'"}},
-    {.what = "verifies_ipv6_literal_without_sni", .cert = "server", .name = "::1", .ok = true,
-     .sni_seen = "", .expect = {"verified as '::1'"}},
+    {.what = "verifies_ipv4_literal_without_sni",
+     .cert = "server",
+     .name = "127.0.0.1",
+     .ok = true,
+     .sni_seen = "",
+     .expect = {"verified as '127.0.0.1'"}},
+    {.what = "verifies_ipv6_literal_without_sni",
+     .cert = "server",
+     .name = "::1",
+     .ok = true,
+     .sni_seen = "",
+     .expect = {"verified as '::1'"}},
     /* Dialled by IP, but the broker is known as localhost: SNI and verification use tls_sni. */
-    {.what = "sni_names_the_certificate", .cert = "server", .sni = "localhost",
-     .name = "10.1.2.3", .ok = true, .sni_seen = "localhost",
+    {.what = "sni_names_the_certificate",
+     .cert = "server",
+     .sni = "localhost",
+     .name = "10.1.2.3",
+     .ok = true,
+     .sni_seen = "localhost",
      .expect = {"verified as 'localhost'"}},
-    {.what = "client_certificate", .mode = TEST_MTLS, .cert = "server", .client_cert = true,
-     .name = "localhost", .ok = true, .client_seen = "CN=kbridge client"},
-    {.what = "hostname_mismatch", .cert = "wronghost", .name = "localhost", .absent = "MSK",
+    {.what = "client_certificate",
+     .mode = TEST_MTLS,
+     .cert = "server",
+     .client_cert = true,
+     .name = "localhost",
+     .ok = true,
+     .client_seen = "CN=kbridge client"},
+    {.what = "hostname_mismatch",
+     .cert = "wronghost",
+     .name = "localhost",
+     .absent = "MSK",
      .expect = {"hostname mismatch: expected 'localhost', certificate names "
                 "DNS:wrong.example.com"}},
-    {.what = "ip_mismatch_explains_msk", .cert = "wronghost", .name = "127.0.0.1",
+    {.what = "ip_mismatch_explains_msk",
+     .cert = "wronghost",
+     .name = "127.0.0.1",
      .expect = {"hostname mismatch: expected '127.0.0.1'", "DNS:wrong.example.com",
                 "MSK certificates name hosts", "connect_to"}},
-    {.what = "untrusted_names_issuer_and_store", .cert = "untrusted", .name = "localhost",
-     .expect = {"certificate not trusted: issuer 'CN=some other CA",
-                "is not in the trust store (", "/ca.pem)"}},
-    {.what = "self_signed_not_trusted", .cert = "other-ca", .name = "localhost",
+    {.what = "untrusted_names_issuer_and_store",
+     .cert = "untrusted",
+     .name = "localhost",
+     .expect = {"certificate not trusted: issuer 'CN=some other CA", "is not in the trust store (",
+                "/ca.pem)"}},
+    {.what = "self_signed_not_trusted",
+     .cert = "other-ca",
+     .name = "localhost",
      .expect = {"certificate not trusted: issuer 'CN=some other CA,O=kbridge tests' is not in "
                 "the trust store"}},
-    {.what = "expired", .cert = "expired", .name = "localhost",
+    {.what = "expired",
+     .cert = "expired",
+     .name = "localhost",
      .expect = {"certificate expired: 'CN=localhost,O=kbridge tests' not after "
                 "2020-01-01 00:00:00 UTC"}},
-    {.what = "chain_skips_name", .cert = "wronghost", .verify = KB_VERIFY_CHAIN,
-     .name = "localhost", .ok = true, .expect = {"chain verified, name not checked"}},
-    {.what = "chain_checks_trust", .cert = "untrusted", .verify = KB_VERIFY_CHAIN,
-     .name = "localhost", .expect = {"certificate not trusted"}},
-    {.what = "none_accepts_anything", .cert = "untrusted", .verify = KB_VERIFY_NONE,
-     .name = "wrong.example.org", .ok = true, .expect = {"NOT verified (tls_verify = none)"}},
-    {.what = "http_answer_is_not_tls", .mode = TEST_BYTES, .bytes = test_http,
-     .n_bytes = sizeof(test_http) - 1, .name = "localhost",
-     .expect = {"not TLS: the peer answered in plaintext", "MSK TLS is 9094, 9194 with public access; plaintext 9092"}},
-    {.what = "kafka_frame_is_not_tls", .mode = TEST_BYTES, .bytes = test_kafka,
-     .n_bytes = sizeof(test_kafka) - 1, .name = "localhost", .expect = {"not TLS"}},
-    {.what = "closed_at_once", .mode = TEST_CLOSE, .name = "localhost",
+    {.what = "chain_skips_name",
+     .cert = "wronghost",
+     .verify = KB_VERIFY_CHAIN,
+     .name = "localhost",
+     .ok = true,
+     .expect = {"chain verified, name not checked"}},
+    {.what = "chain_checks_trust",
+     .cert = "untrusted",
+     .verify = KB_VERIFY_CHAIN,
+     .name = "localhost",
+     .expect = {"certificate not trusted"}},
+    {.what = "none_accepts_anything",
+     .cert = "untrusted",
+     .verify = KB_VERIFY_NONE,
+     .name = "wrong.example.org",
+     .ok = true,
+     .expect = {"NOT verified (tls_verify = none)"}},
+    {.what = "http_answer_is_not_tls",
+     .mode = TEST_BYTES,
+     .bytes = test_http,
+     .n_bytes = sizeof(test_http) - 1,
+     .name = "localhost",
+     .expect = {"not TLS: the peer answered in plaintext",
+                "MSK TLS is 9094, 9194 with public access; plaintext 9092"}},
+    {.what = "kafka_frame_is_not_tls",
+     .mode = TEST_BYTES,
+     .bytes = test_kafka,
+     .n_bytes = sizeof(test_kafka) - 1,
+     .name = "localhost",
+     .expect = {"not TLS"}},
+    {.what = "closed_at_once",
+     .mode = TEST_CLOSE,
+     .name = "localhost",
      .expect = {"connection closed during TLS handshake", "never answered the ClientHello"}},
-    {.what = "closed_after_client_hello", .mode = TEST_READ_CLOSE, .name = "localhost",
+    {.what = "closed_after_client_hello",
+     .mode = TEST_READ_CLOSE,
+     .name = "localhost",
      .expect = {"connection closed during TLS handshake"}},
-    {.what = "refuses_tls11", .mode = TEST_TLS11, .cert = "server", .name = "localhost",
+    {.what = "refuses_tls11",
+     .mode = TEST_TLS11,
+     .cert = "server",
+     .name = "localhost",
      .expect = {"TLS protocol error: ", "requires TLS 1.2 or newer"}},
-    {.what = "missing_client_certificate", .mode = TEST_MTLS, .cert = "server",
+    {.what = "missing_client_certificate",
+     .mode = TEST_MTLS,
+     .cert = "server",
      .name = "localhost",
      .expect = {"TLS protocol error: ", "set tls_cert_file and tls_key_file"}},
 };
@@ -471,24 +532,34 @@ struct test_ctx_case {
 };
 
 static const struct test_ctx_case test_ctx_table[] = {
-    {.what = "missing_ca_file", .ca = "/nonexistent/ca.pem",
+    {.what = "missing_ca_file",
+     .ca = "/nonexistent/ca.pem",
      .expect = {"/etc/kbridge/test.ini:12: cluster 'msk': tls_ca_file '/nonexistent/ca.pem': "
                 "cannot open: No such file or directory"}},
-    {.what = "ca_file_is_a_directory", .ca = ".",
+    {.what = "ca_file_is_a_directory",
+     .ca = ".",
      .expect = {"/etc/kbridge/test.ini:12: cluster 'msk': tls_ca_file '", "Is a directory"}},
-    {.what = "garbage_ca_file", .ca = "garbage.pem",
+    {.what = "garbage_ca_file",
+     .ca = "garbage.pem",
      .expect = {"/etc/kbridge/test.ini:12: cluster 'msk': tls_ca_file '",
                 "garbage.pem': failed to load the trust store: no certificates found in file "
                 "(expected PEM"}},
-    {.what = "key_mismatch", .cert = "client.pem", .key = "other.key",
+    {.what = "key_mismatch",
+     .cert = "client.pem",
+     .key = "other.key",
      .expect = {"/etc/kbridge/test.ini:14: cluster 'msk': tls_key_file '",
                 "other.key': key does not match certificate (tls_cert_file '", "client.pem')"}},
-    {.what = "missing_key", .cert = "client.pem", .key = "nonexistent.key",
+    {.what = "missing_key",
+     .cert = "client.pem",
+     .key = "nonexistent.key",
      .expect = {"test.ini:14: cluster 'msk': tls_key_file '", "No such file or directory"}},
-    {.what = "garbage_cert", .cert = "garbage.pem", .key = "client.key",
+    {.what = "garbage_cert",
+     .cert = "garbage.pem",
+     .key = "client.key",
      .expect = {"test.ini:13: cluster 'msk': tls_cert_file '",
                 "failed to load the client certificate: no certificate found"}},
-    {.what = "key_without_cert", .key = "client.key",
+    {.what = "key_without_cert",
+     .key = "client.key",
      .expect = {"test.ini:14: cluster 'msk': tls_key_file is set but tls_cert_file is not"}},
 };
 static size_t test_ctx_table_at; /* the entry test_tlsctx_table_case runs */
