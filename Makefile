@@ -192,3 +192,7 @@ format-check:
 
 clean:
 	rm -rf build build-asan
+
+# Live tests at modern protocol versions: librdkafka 2.12 built once from npm's node-rdkafka@3.6.1
+# (the first run needs the npm registry, so it is not part of `make test`; CI runs it).
+include tests/modern/modern.mk

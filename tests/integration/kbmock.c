@@ -10,6 +10,13 @@
  * onto the same fd number (the mock thread now accepts on Q), round-trips one op through the
  * mock thread so its poll() drops the old socket, then binds its TLS endpoint to P and forwards
  * TLS P -> plaintext Q. Metadata still says P, so every address a client learns is TLS.
+ *
+ * msk mode with --advertise-host HOST (librdkafka >= 2.12, whose mock can advertise any
+ * host:port): no socket tricks. Each broker keeps its own plaintext port Q, kbmock's TLS endpoint
+ * gets a free port T, and the mock advertises HOST:T everywhere (Metadata, FindCoordinator, the
+ * KIP-951 NodeEndpoints of Produce/Fetch), as MSK advertises b-N.<cluster>...:9094. `down`/`up`
+ * act on the TLS endpoint only, as in plain msk mode: the broker stays in Metadata (and keeps
+ * its partitions) while its advertised address refuses connections.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -41,6 +48,13 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+/* rd_kafka_mock_broker_set_host_port(): --advertise-host (tested with 2.12.0) */
+#if defined(RD_KAFKA_VERSION) && RD_KAFKA_VERSION >= 0x020c0000
+#define KBM_HAVE_SET_HOST_PORT 1
+#else
+#define KBM_HAVE_SET_HOST_PORT 0
+#endif
+
 #define KBM_MAX_BROKERS 32          /* the mock numbers brokers 1..N */
 #define KBM_MAX_TOPICS 32           /* --topic may repeat */
 #define KBM_HIGH_WATER (512 * 1024) /* stop reading one side while the other has this queued */
@@ -48,26 +62,27 @@
 #define KBM_UP_REBIND_MS 2000       /* `up`: wait this long to get a front's port back */
 
 enum kbm_mode {
-    KBM_MODE_MSK = 0,               /* TLS at the advertised address itself */
-    KBM_MODE_FRONT,                 /* TLS on a separate port per broker */
-    KBM_MODE_PLAIN                  /* no TLS at all */
+    KBM_MODE_MSK = 0, /* TLS at the advertised address itself */
+    KBM_MODE_FRONT,   /* TLS on a separate port per broker */
+    KBM_MODE_PLAIN    /* no TLS at all */
 };
 
 /* One --topic NAME:PARTITIONS. */
 struct kbm_topic {
-    char name[256];                 /* topic name */
-    int partitions;                 /* >= 1 */
+    char name[256]; /* topic name */
+    int partitions; /* >= 1 */
 };
 
 /* Parsed command line. */
 struct kbm_opts {
-    const char *certs_dir;          /* --certs */
-    const char *cert_name;          /* --cert (DIR/NAME.pem + DIR/NAME.key) */
-    int brokers;                    /* --brokers */
-    enum kbm_mode mode;             /* --mode */
+    const char *certs_dir;                   /* --certs */
+    const char *cert_name;                   /* --cert (DIR/NAME.pem + DIR/NAME.key) */
+    int brokers;                             /* --brokers */
+    enum kbm_mode mode;                      /* --mode */
     struct kbm_topic topics[KBM_MAX_TOPICS]; /* --topic, in order */
-    int n_topics;                   /* entries in topics */
-    int bootstrap_port;             /* --bootstrap-port, 0 if none */
+    int n_topics;                            /* entries in topics */
+    int bootstrap_port;                      /* --bootstrap-port, 0 if none */
+    const char *advertise_host;              /* --advertise-host (msk mode only), NULL if none */
 };
 
 struct kbm;
@@ -85,37 +100,37 @@ struct kbm_front {
 
 /* One accepted client connection and its plaintext leg to the mock. */
 struct kbm_conn {
-    struct kbm *kbm;                /* owner */
-    struct kbm_front *front;        /* the endpoint it arrived on */
-    unsigned long id;               /* for the log */
-    char peer[64];                  /* client ip:port */
-    struct bufferevent *client;     /* TLS server side (plain for a plain front); NULL once gone */
-    struct bufferevent *upstream;   /* to the mock; NULL until the handshake is done or once gone */
-    bool handshake_done;            /* counted in tls_handshakes_ok */
-    bool draining;                  /* one side is gone; close once the other has flushed */
-    struct kbm_conn *prev;          /* kbm->conns list */
+    struct kbm *kbm;              /* owner */
+    struct kbm_front *front;      /* the endpoint it arrived on */
+    unsigned long id;             /* for the log */
+    char peer[64];                /* client ip:port */
+    struct bufferevent *client;   /* TLS server side (plain for a plain front); NULL once gone */
+    struct bufferevent *upstream; /* to the mock; NULL until the handshake is done or once gone */
+    bool handshake_done;          /* counted in tls_handshakes_ok */
+    bool draining;                /* one side is gone; close once the other has flushed */
+    struct kbm_conn *prev;        /* kbm->conns list */
     struct kbm_conn *next;
 };
 
 /* Everything kbmock owns. */
 struct kbm {
-    struct kbm_opts opts;           /* command line */
-    struct event_base *base;        /* main loop (the mock runs its own thread) */
-    SSL_CTX *ssl_ctx;               /* server context; NULL in plain mode */
-    rd_kafka_t *rk;                 /* handle the mock cluster hangs off */
-    rd_kafka_mock_cluster_t *mock;  /* librdkafka's mock brokers */
+    struct kbm_opts opts;                           /* command line */
+    struct event_base *base;                        /* main loop (the mock runs its own thread) */
+    SSL_CTX *ssl_ctx;                               /* server context; NULL in plain mode */
+    rd_kafka_t *rk;                                 /* handle the mock cluster hangs off */
+    rd_kafka_mock_cluster_t *mock;                  /* librdkafka's mock brokers */
     struct sockaddr_in advertised[KBM_MAX_BROKERS]; /* what the mock advertises, by id-1 */
-    struct kbm_front fronts[KBM_MAX_BROKERS + 1]; /* per broker, then maybe the bootstrap one */
-    int n_fronts;                   /* used entries in fronts */
-    struct kbm_conn *conns;         /* live connections */
-    unsigned long next_conn_id;     /* for the log */
-    struct event *ev_stdin;         /* command reader */
-    struct evbuffer *stdin_buf;     /* partial command line */
-    struct event *ev_sigterm;       /* SIGTERM: clean exit */
-    struct event *ev_sigint;        /* SIGINT: clean exit */
-    uint64_t hs_ok;                 /* stats: TLS handshakes completed */
-    uint64_t hs_failed;             /* stats: TLS handshakes that failed */
-    uint64_t bytes_to_mock;         /* stats: bytes forwarded from fronts' clients to the mock */
+    struct kbm_front fronts[KBM_MAX_BROKERS + 1];   /* per broker, then maybe the bootstrap one */
+    int n_fronts;                                   /* used entries in fronts */
+    struct kbm_conn *conns;                         /* live connections */
+    unsigned long next_conn_id;                     /* for the log */
+    struct event *ev_stdin;                         /* command reader */
+    struct evbuffer *stdin_buf;                     /* partial command line */
+    struct event *ev_sigterm;                       /* SIGTERM: clean exit */
+    struct event *ev_sigint;                        /* SIGINT: clean exit */
+    uint64_t hs_ok;                                 /* stats: TLS handshakes completed */
+    uint64_t hs_failed;                             /* stats: TLS handshakes that failed */
+    uint64_t bytes_to_mock; /* stats: bytes forwarded from fronts' clients to the mock */
 };
 
 static void kbm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -156,7 +171,7 @@ kbm_loopback(struct sockaddr_in *sin, uint16_t port)
 static void
 kbm_sleep_ms(long ms)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
@@ -424,8 +439,8 @@ front_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr 
             bufferevent_openssl_set_allow_dirty_shutdown(c->client, 1);
         }
     } else {
-        c->client = bufferevent_socket_new(kbm->base, fd,
-                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        c->client =
+            bufferevent_socket_new(kbm->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     }
     if (c->client == NULL) {
         free(c);
@@ -504,23 +519,33 @@ front_open(struct kbm_front *f, long retry_ms)
 }
 
 /* Stops accepting (the port then refuses connections) and drops every connection on f. */
+/* Cuts every open connection of f (of every front when f is NULL); returns how many. */
+static int
+front_drop(struct kbm *kbm, const struct kbm_front *f)
+{
+    struct kbm_conn *c = kbm->conns;
+    int n = 0;
+
+    while (c != NULL) {
+        struct kbm_conn *next = c->next;
+
+        if (f == NULL || c->front == f) {
+            conn_free(c);
+            n++;
+        }
+        c = next;
+    }
+    return n;
+}
+
 static void
 front_close(struct kbm_front *f)
 {
-    struct kbm_conn *c = f->kbm->conns;
-
     if (f->lev != NULL) {
         evconnlistener_free(f->lev);
         f->lev = NULL;
     }
-    while (c != NULL) {
-        struct kbm_conn *next = c->next;
-
-        if (c->front == f) {
-            conn_free(c);
-        }
-        c = next;
-    }
+    front_drop(f->kbm, f);
 }
 
 /* --- mock cluster ----------------------------------------------------------------------------- */
@@ -548,8 +573,8 @@ find_listen_fd(uint16_t port)
         if (*end != '\0' || end == de->d_name || fd == dirfd(d) || fd > INT_MAX) {
             continue;
         }
-        if (getsockname((int)fd, (struct sockaddr *)&sin, &len) == 0 &&
-            sin.sin_family == AF_INET && ntohs(sin.sin_port) == port &&
+        if (getsockname((int)fd, (struct sockaddr *)&sin, &len) == 0 && sin.sin_family == AF_INET &&
+            ntohs(sin.sin_port) == port &&
             getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &acclen) == 0 && acc) {
             found = (int)fd;
         }
@@ -685,6 +710,26 @@ kbm_start_mock(struct kbm *kbm)
     return true;
 }
 
+/* --advertise-host: the mock advertises HOST:T, T being broker N's TLS front (already bound). */
+static bool
+kbm_advertise(struct kbm *kbm)
+{
+#if KBM_HAVE_SET_HOST_PORT
+    int i;
+
+    for (i = 0; i < kbm->opts.brokers; i++) {
+        rd_kafka_mock_broker_set_host_port(kbm->mock, i + 1, kbm->opts.advertise_host,
+                                           (int)ntohs(kbm->fronts[i].listen_addr.sin_port));
+    }
+    return true;
+#else
+    (void)kbm;
+    kbm_log("--advertise-host needs librdkafka >= 2.12 (built against 0x%08x)",
+            (unsigned)RD_KAFKA_VERSION);
+    return false;
+#endif
+}
+
 /* Sets up the per-broker fronts (not in plain mode) and the bootstrap front, if asked for. */
 static bool
 kbm_start_fronts(struct kbm *kbm)
@@ -699,7 +744,10 @@ kbm_start_fronts(struct kbm *kbm)
             f->kbm = kbm;
             f->broker_id = i;
             f->tls = true;
-            if (mode == KBM_MODE_MSK) {
+            if (mode == KBM_MODE_MSK && kbm->opts.advertise_host != NULL) {
+                f->target = kbm->advertised[i - 1]; /* the mock keeps its own port */
+                kbm_loopback(&f->listen_addr, 0);
+            } else if (mode == KBM_MODE_MSK) {
                 if (!kbm_steal_listener(kbm, i, &f->target)) {
                     return false;
                 }
@@ -709,13 +757,16 @@ kbm_start_fronts(struct kbm *kbm)
                 kbm_loopback(&f->listen_addr, 0);
             }
         }
-        if (mode == KBM_MODE_MSK) {
+        if (mode == KBM_MODE_MSK && kbm->opts.advertise_host == NULL) {
             kbm_wake_mock(kbm);
         }
         for (i = 0; i < kbm->n_fronts; i++) {
             if (!front_open(&kbm->fronts[i], mode == KBM_MODE_MSK ? KBM_REBIND_MS : 0)) {
                 return false;
             }
+        }
+        if (kbm->opts.advertise_host != NULL && !kbm_advertise(kbm)) {
+            return false;
         }
     }
     if (kbm->opts.bootstrap_port != 0) {
@@ -839,6 +890,8 @@ kbm_command(struct kbm *kbm, char *line)
         } else {
             printf("ERR leader: %s\n", rd_kafka_err2str(err));
         }
+    } else if (strcmp(argv[0], "drop") == 0 && argc == 1) {
+        printf("OK drop %d\n", front_drop(kbm, NULL)); /* listeners stay up */
     } else if (strcmp(argv[0], "stats") == 0 && argc == 1) {
         printf("STATS tls_handshakes_ok=%llu tls_handshakes_failed=%llu bytes_to_mock=%llu\n",
                (unsigned long long)kbm->hs_ok, (unsigned long long)kbm->hs_failed,
@@ -887,9 +940,10 @@ usage(FILE *out)
     fprintf(out,
             "usage: kbmock --certs DIR [--brokers N (default 3)] [--cert NAME (default server)]\n"
             "              [--mode msk|front|plain (default msk)] [--topic NAME:PARTITIONS]...\n"
-            "              [--bootstrap-port PORT]\n"
+            "              [--bootstrap-port PORT] [--advertise-host HOST (msk mode, librdkafka\n"
+            "              >= 2.12: brokers advertised as HOST:T, T = their TLS port)]\n"
             "stdout: BROKER <id> advertised=H:P tls=H:T|-, BOOTSTRAP <list>, READY\n"
-            "stdin:  down ID | up ID | leader TOPIC PARTITION ID | stats | quit\n"
+            "stdin:  down ID | up ID | drop | leader TOPIC PARTITION ID | stats | quit\n"
             "        (one reply line each: OK ..., ERR ... or STATS ...)\n");
 }
 
@@ -964,6 +1018,12 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
             t->name[colon - val] = '\0';
             t->partitions = (int)v;
             o->n_topics++;
+        } else if (strcmp(a, "--advertise-host") == 0) {
+            if (*val == '\0' || strlen(val) > 255) {
+                fprintf(stderr, "kbmock: --advertise-host: a host name\n");
+                return false;
+            }
+            o->advertise_host = val;
         } else if (strcmp(a, "--bootstrap-port") == 0) {
             if (!parse_int(val, 1, 65535, &v)) {
                 fprintf(stderr, "kbmock: --bootstrap-port: 1..65535\n");
@@ -979,18 +1039,32 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
         fprintf(stderr, "kbmock: --certs DIR is required\n");
         return false;
     }
+    if (o->advertise_host != NULL && o->mode != KBM_MODE_MSK) {
+        fprintf(stderr, "kbmock: --advertise-host is for msk mode only\n");
+        return false;
+    }
+    if (o->advertise_host != NULL && !KBM_HAVE_SET_HOST_PORT) {
+        fprintf(stderr,
+                "kbmock: --advertise-host needs librdkafka >= 2.12 (built against 0x%08x)\n",
+                (unsigned)RD_KAFKA_VERSION);
+        return false;
+    }
     return true;
 }
 
 static void
 kbm_print_ready(struct kbm *kbm)
 {
-    char adv[64];
+    char adv[300];
     char tls[64];
     int i;
 
     for (i = 0; i < kbm->opts.brokers; i++) {
         kbm_addr_str(&kbm->advertised[i], adv, sizeof(adv));
+        if (kbm->opts.advertise_host != NULL) {
+            snprintf(adv, sizeof(adv), "%s:%u", kbm->opts.advertise_host,
+                     (unsigned)ntohs(kbm->fronts[i].listen_addr.sin_port));
+        }
         if (kbm->opts.mode == KBM_MODE_PLAIN) {
             snprintf(tls, sizeof(tls), "-");
         } else {
