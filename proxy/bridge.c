@@ -601,8 +601,11 @@ bridge_on_server_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof(why), "end of stream");
-    } else {
+    } else if (EVUTIL_SOCKET_ERROR() != 0) {
         snprintf(why, sizeof(why), "error: %s", strerror(EVUTIL_SOCKET_ERROR()));
+    } else {
+        /* An OpenSSL-level end: a TLS peer that went away without close_notify. */
+        snprintf(why, sizeof(why), "TLS connection ended without close_notify");
     }
     if (bridge_pump_responses(br)) { /* anything complete still goes out */
         bridge_server_ended(br, why);
