@@ -88,6 +88,32 @@ def test_half_frames_and_many_idle_connections_do_not_block_others(limited):
         s.close()
 
 
+def test_thousands_of_idle_connections_do_not_block_others(kbmock, kbridge, ports, certs):
+    """2,000 clients connect and say nothing (each makes kbridge open an upstream TLS
+    connection): a new client still gets its metadata promptly."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 16384)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by kbridge/kbmock
+    mock = kbmock(mode="msk")
+    p = ports()
+    kb = kbridge(cluster_ini("many", mock.bootstrap, p, tls_ca=certs / "ca.pem",
+                             extra={"max_connections": "5000"}, log_level="info"))
+    idle = []
+    try:
+        for _ in range(2000):
+            idle.append(socket.create_connection(("127.0.0.1", p.listen), timeout=5))
+        t0 = time.monotonic()
+        assert metadata_ok(f"127.0.0.1:{p.listen}")
+        assert time.monotonic() - t0 < 15
+        assert "max_connections" not in kb.log_text()
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_max_connections_refuses_only_the_excess(limited):
     mock, p, kb, bootstrap = limited
     held = [connect(p) for _ in range(40)]
