@@ -195,4 +195,5 @@ clean:
 
 # Live tests at modern protocol versions: librdkafka 2.12 built once from npm's node-rdkafka@3.6.1
 # (the first run needs the npm registry, so it is not part of `make test`; CI runs it).
-include tests/modern/modern.mk
+# (-include: source tarballs and the Docker build context carry no tests/.)
+-include tests/modern/modern.mk
