@@ -41,7 +41,7 @@ struct bridge {
     struct kb_cluster *cl;        /* owner */
     uint64_t id;                  /* connection id, "C#id" in logs */
     int32_t node_id;              /* KB_NODE_BOOTSTRAP or the broker this serves */
-    char prefix[96];              /* "C#12 127.0.0.1:50412" */
+    char prefix[112];             /* "C#12 127.0.0.1:50412 node 2" or "... bootstrap" */
     struct bufferevent *client;   /* the plaintext client */
     struct bufferevent *server;   /* the broker; NULL until connected */
     struct upstream *connecting;  /* attempt under way, or NULL */
@@ -716,8 +716,13 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
         evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
         snprintf(serv, sizeof(serv), "%u", ntohs(sin6->sin6_port));
     }
-    snprintf(br->prefix, sizeof(br->prefix), "C#%llu %s:%s", (unsigned long long)br->id, host,
-             serv);
+    if (node_id == KB_NODE_BOOTSTRAP) {
+        snprintf(br->prefix, sizeof(br->prefix), "C#%llu %s:%s bootstrap",
+                 (unsigned long long)br->id, host, serv);
+    } else {
+        snprintf(br->prefix, sizeof(br->prefix), "C#%llu %s:%s node %d", (unsigned long long)br->id,
+                 host, serv, (int)node_id);
+    }
     br->next = cl->proxy->bridges;
     if (br->next) {
         br->next->prev = br;

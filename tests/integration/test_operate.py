@@ -249,11 +249,15 @@ def test_json_logs_are_one_object_per_line(kbmock, kbridge, ports, certs):
     p = ports()
     admin = f"127.0.0.1:{free_port()}"
     kb = kbridge(ini_with_admin(mock, p, certs, admin, log_format="json"))
-    r = run(["kcat", "-L", "-b", f"127.0.0.1:{p.listen}", "-m", "10"], timeout=30)
-    assert r.returncode == 0
-    kb.wait_log(r"closed: client closed the connection")
+    r = run(["kcat", "-P", "-b", f"127.0.0.1:{p.listen}", "-t", "orders"],
+            input="".join(f"j-{i}\n" for i in range(60)), timeout=30)
+    assert r.returncode == 0, r.stderr
+    kb.wait_log(r'node \d+","msg":"closed: client closed the connection')
     docs = [json.loads(line) for line in kb.log_text().splitlines() if line.strip()]
-    assert any(d.get("cluster") == "msk" and d.get("conn", "").startswith("C#") for d in docs)
+    # Each connection line names its cluster, a connection id and the broker it serves.
+    conns = [d.get("conn", "") for d in docs if d.get("cluster") == "msk" and "conn" in d]
+    assert any(c.startswith("C#") and c.endswith(" bootstrap") for c in conns), conns
+    assert any(c.startswith("C#") and " node " in c for c in conns), conns
     assert all({"ts", "level", "msg"} <= set(d) for d in docs)
     text = kb.log_text()
     for secret_word in ("BEGIN PRIVATE KEY", "BEGIN RSA PRIVATE KEY"):
