@@ -40,11 +40,17 @@ def test_soak_no_acknowledged_message_lost(kbmock, kbridge, ports, certs):
                          "queue.buffering.max.messages": 200000,
                          "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500})
     stop = threading.Event()
-    faults = []
+    faults, inject_errors = [], []
 
     def inject():
         """Every FAULT_EVERY s: cut every upstream TLS connection (odd ticks), or take the next
         broker down for 0.7 s (even ticks: its connections are cut and new ones refused)."""
+        try:
+            inject_faults()
+        except BaseException as e:  # pytest.fail() too; surfaced by the main thread
+            inject_errors.append(repr(e))
+
+    def inject_faults():
         tick, broker = 0, 0
         while not stop.wait(FAULT_EVERY):
             tick += 1
@@ -99,6 +105,7 @@ def test_soak_no_acknowledged_message_lost(kbmock, kbridge, ports, certs):
     print(f"soak: sent={N} acked={len(acked)} failed={len(failed)} unflushed={remaining} "
           f"found={len(found_set)} duplicates={duplicates} missing={len(missing)} "
           f"faults={len(faults)} produce={produce_s:.1f}s")
+    assert not inject_errors, inject_errors
     assert "drop" in faults and any(f.startswith("down") for f in faults), faults
     assert not missing, f"{len(missing)} acknowledged messages missing, e.g. {sorted(missing)[:5]}"
     assert len(acked) == N and remaining == 0 and not failed, failed[:5]
