@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/uio.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,12 @@
 #include "proxy/upstream.h"
 
 #define KB_HEADER_PEEK 64 /* first guess of how many bytes a request header needs */
-#define KB_LINGER_SEC 10  /* bound on flushing the other side after one side ends */
+#define KB_LINGER_SEC 10
+#define KB_READ_MORE (64 * 1024) /* top-up read after a full 4 KiB libevent read */
+#define KB_LIBEVENT_READ 4096    /* libevent 2.1's EVBUFFER_MAX_READ */
+#define KB_MAX_SINGLE_WRITE                                                                        \
+    (256 * 1024) /* per write callback, both sides */ /* bound on flushing the other side after    \
+                                                         one side ends */
 
 enum frame_step { STEP_DONE, STEP_WAIT, STEP_CLOSED };
 
@@ -326,11 +332,55 @@ bridge_pump_requests(struct bridge *br)
     return bridge_pump(br, &d);
 }
 
+/*
+ * libevent 2.1 reads at most 4 KiB per readable event (EVBUFFER_MAX_READ), and the OpenSSL
+ * bufferevent writes each evbuffer chain as its own TLS record, so a large Produce would go
+ * upstream as 4 KiB records, one syscall each. After a full 4 KiB read (the socket likely holds
+ * more) this reads up to KB_READ_MORE bytes straight into the input buffer, so chains, and the
+ * TLS records made from them, are large. The input's end is frozen by the bufferevent; it is
+ * unfrozen only for this call. EOF and errors are left for libevent's next read to report.
+ */
+static void
+bridge_read_more(struct bridge *br)
+{
+    struct evbuffer *in = bufferevent_get_input(br->client);
+    evutil_socket_t fd = bufferevent_getfd(br->client);
+    struct evbuffer_iovec v[2];
+    ssize_t got;
+    int n, i;
+
+    if (fd < 0 || evbuffer_get_length(in) < KB_LIBEVENT_READ ||
+        evbuffer_get_length(bufferevent_get_output(br->server)) >=
+            br->cl->conf->buffer_high_bytes) {
+        return;
+    }
+    evbuffer_unfreeze(in, 0);
+    n = evbuffer_reserve_space(in, KB_READ_MORE, v, 2);
+    if (n > 0) {
+        struct iovec iov[2];
+        for (i = 0; i < n; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        got = readv(fd, iov, n);
+        for (i = 0; i < n; i++) {
+            size_t take = got > 0 ? ((size_t)got < v[i].iov_len ? (size_t)got : v[i].iov_len) : 0;
+            v[i].iov_len = take;
+            got -= got > 0 ? (ssize_t)take : 0;
+        }
+        evbuffer_commit_space(in, v, n);
+    }
+    evbuffer_freeze(in, 0);
+}
+
 static void
 bridge_on_client_read(struct bufferevent *bev, void *arg)
 {
+    struct bridge *br = arg;
+
     (void)bev;
-    bridge_pump_requests(arg);
+    bridge_read_more(br);
+    bridge_pump_requests(br);
 }
 
 /* --- responses: broker -> client ----------------------------------------------------------- */
@@ -647,6 +697,8 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
                       bridge_on_server_event, br);
     bufferevent_setwatermark(br->server, EV_WRITE, br->cl->conf->buffer_low_bytes, 0);
     bufferevent_enable(br->server, EV_READ | EV_WRITE);
+    bufferevent_set_max_single_write(br->server, KB_MAX_SINGLE_WRITE);
+    bufferevent_set_max_single_write(br->client, KB_MAX_SINGLE_WRITE);
     if (br->cl->cc->idle_timeout_ms > 0) {
         struct timeval idle = metrics_timeval_ms(br->cl->cc->idle_timeout_ms);
         bufferevent_set_timeouts(br->client, &idle, NULL);
