@@ -51,7 +51,11 @@ check_net_wait(int fd, short events, long deadline)
     }
 }
 
-int
+/*
+ * Connects a new non-blocking socket to sa within timeout_ms. Returns the socket, or -1 with
+ * *err set to the errno (ETIMEDOUT when the time ran out, ECONNREFUSED, EHOSTUNREACH, ...).
+ */
+static int
 check_net_connect(const struct sockaddr *sa, socklen_t salen, int timeout_ms, int *err)
 {
     long deadline = check_now_ms() + timeout_ms;

@@ -23,12 +23,6 @@ struct check_conn {
 /* Milliseconds on a monotonic clock. */
 long check_now_ms(void);
 
-/*
- * Connects a new non-blocking socket to sa within timeout_ms. Returns the socket, or -1 with
- * *err set to the errno (ETIMEDOUT when the time ran out, ECONNREFUSED, EHOSTUNREACH, ...).
- */
-int check_net_connect(const struct sockaddr *sa, socklen_t salen, int timeout_ms, int *err);
-
 /* Waits until fd is ready for events (POLLIN / POLLOUT) or deadline passes: 1 ready, 0 timeout,
  * -1 poll failed (errno set). */
 int check_net_wait(int fd, short events, long deadline);

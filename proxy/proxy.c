@@ -116,7 +116,8 @@ proxy_apply(struct kb_proxy *p, struct kb_conf *conf, bool starting, char *err, 
     return true;
 }
 
-void
+/* Reloads the config file: the new config serves new connections, or the old one stays. */
+static void
 proxy_reload(struct kb_proxy *p)
 {
     char err[KB_CONF_ERR_MAX], why[512];

@@ -51,9 +51,6 @@ struct kb_proxy *proxy_new(const char *path, struct kb_conf *conf, char *err, si
 /* Runs the loop until stopped and drained. Returns the process exit code. */
 int proxy_run(struct kb_proxy *p);
 
-/* Reloads the config file: the new config serves new connections, or the old one stays. */
-void proxy_reload(struct kb_proxy *p);
-
 /* Called by a bridge as it closes, so a drain can finish when the last one is gone. */
 void proxy_bridge_closed(struct kb_proxy *p);
 

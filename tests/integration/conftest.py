@@ -65,6 +65,23 @@ def run(cmd, timeout=30, input=None, env=None, cwd=None):
                     f"stdout (tail): {out[-2000:]}\nstderr (tail): {err[-2000:]}")
 
 
+def close_stdin_and_wait(proc, timeout):
+    """Closes proc's stdin (our children exit or finish on EOF) and waits for it; kills it if it
+    outlives timeout. Returns True when it exited by itself."""
+    if proc.poll() is None:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        return False
+
+
 def error_lines(log_text):
     """kbridge log lines at error level (the level is the upper-case word ERROR)."""
     return [l for l in log_text.splitlines() if re.search(r"\bERROR\b", l)]
@@ -258,17 +275,8 @@ class KbMock:
 
     def stop(self, timeout=15):
         """Closes stdin (kbmock exits on EOF) and returns its exit code."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                return "killed (did not exit on stdin EOF)"
+        if not close_stdin_and_wait(self.proc, timeout):
+            return "killed (did not exit on stdin EOF)"
         return self.proc.returncode
 
 

@@ -32,7 +32,7 @@ _spec.loader.exec_module(_integration)
 from kb_integration_conftest import (  # noqa: E402,F401
     _watchdog, certs, kbmock, kbridge, ports, pytest_runtest_makereport)
 from kb_integration_conftest import (  # noqa: E402,F401
-    BUILD, KCAT, _die_with_parent, cluster_ini, error_lines, run)
+    BUILD, KCAT, _die_with_parent, close_stdin_and_wait, cluster_ini, error_lines, run)
 
 LRK = BUILD / "librdkafka-2.12"
 LRK_LIB = LRK / "lib"
@@ -200,16 +200,7 @@ class Client:
 
     def finish(self, timeout=60):
         """Closes stdin (the client then flushes / drains) and returns its RESULT."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if not close_stdin_and_wait(self.proc, timeout):
             pytest.fail(f"client {self.tag} did not finish within {timeout}s\n"
                         f"{self.stderr_tail()}")
         deadline = time.monotonic() + 5
