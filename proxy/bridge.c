@@ -31,12 +31,13 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/sockio.h"
 #include "proxy/upstream.h"
 
 #define KB_HEADER_PEEK 64 /* first guess of how many bytes a request header needs */
 #define KB_LINGER_SEC 10
 #define KB_READ_MORE (64 * 1024) /* top-up read after a full 4 KiB libevent read */
-#define KB_LIBEVENT_READ 4096    /* libevent 2.1's EVBUFFER_MAX_READ */
+#define KB_TLS_RECORD 16384      /* a full TLS record's payload */
 #define KB_MAX_SINGLE_WRITE                                                                        \
     (256 * 1024) /* per write callback, both sides */ /* bound on flushing the other side after    \
                                                          one side ends */
@@ -54,6 +55,7 @@ struct bridge {
     size_t next_bootstrap;        /* index of the next bootstrap server to try */
     struct kb_hostport upstream;  /* the broker's name (for SNI, verification and logs) */
     struct inflight inflight;     /* requests waiting for their response */
+    struct sockio_tap tap;        /* read top-up on the socket under the broker's TLS */
     size_t req_remaining;         /* bytes of the current request still to forward */
     size_t resp_remaining;        /* bytes of the current pass-through response to forward */
     uint64_t bytes_up;            /* client -> broker */
@@ -157,6 +159,18 @@ bridge_upstream_str(const struct bridge *br, char *out, size_t outlen)
                  (int)br->node_id);
     }
     return out;
+}
+
+/*
+ * Sends what was just queued for bev now, instead of on the next loop turn: the client socket
+ * directly, the broker through the socket under its TLS filter (the records are already made).
+ */
+static void
+bridge_flush(struct bufferevent *bev)
+{
+    struct bufferevent *under = bufferevent_get_underlying(bev);
+
+    sockio_flush(under ? under : bev);
 }
 
 /* --- flow control ------------------------------------------------------------------------ */
@@ -283,7 +297,32 @@ struct pump_dir {
     uint64_t *bytes;          /* this bridge's byte counter */
     uint64_t *metric;         /* the cluster's byte counter */
     enum frame_step (*start)(struct bridge *, struct evbuffer *); /* look at a new frame */
+    struct evbuffer *stage; /* requests: collects the frames, then bridge_feed_tls() */
 };
+
+/*
+ * Hands staged request bytes to the broker's bufferevent in pieces of at least one full TLS
+ * record. The TLS filter makes a record (one SSL_write) per buffer chain as soon as data is
+ * added, so ten 1 KiB frames moved one by one would become ten records; staged and joined they
+ * become one. A chain that is already large (a big Produce read in one go) is moved as it is.
+ */
+static void
+bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out)
+{
+    struct evbuffer_iovec first;
+    size_t len, take;
+
+    while ((len = evbuffer_get_length(stage)) > 0) {
+        evbuffer_peek(stage, -1, NULL, &first, 1);
+        if (first.iov_len >= KB_TLS_RECORD) {
+            take = first.iov_len;
+        } else {
+            take = len < KB_TLS_RECORD ? len : KB_TLS_RECORD;
+            evbuffer_pullup(stage, (ev_ssize_t)take);
+        }
+        evbuffer_remove_buffer(stage, out, take);
+    }
+}
 
 /*
  * Moves every complete-enough frame from d->from to d->to: start() looks at each new frame
@@ -294,7 +333,7 @@ static bool
 bridge_pump(struct bridge *br, const struct pump_dir *d)
 {
     struct evbuffer *in = bufferevent_get_input(d->from);
-    struct evbuffer *out = bufferevent_get_output(d->to);
+    struct evbuffer *out = d->stage ? d->stage : bufferevent_get_output(d->to);
     size_t avail, n;
 
     while ((avail = evbuffer_get_length(in)) > 0) {
@@ -314,6 +353,10 @@ bridge_pump(struct bridge *br, const struct pump_dir *d)
         *d->bytes += n;
         *d->metric += n;
     }
+    if (d->stage) {
+        bridge_feed_tls(d->stage, bufferevent_get_output(d->to));
+    }
+    bridge_flush(d->to);
     bridge_throttle(br, d->from, d->to);
     return true;
 }
@@ -327,50 +370,10 @@ bridge_pump_requests(struct bridge *br)
                                &br->req_remaining,
                                &br->bytes_up,
                                &br->cl->metrics->bytes_up,
-                               bridge_start_request};
+                               bridge_start_request,
+                               br->cl->proxy->stage};
 
     return bridge_pump(br, &d);
-}
-
-/*
- * libevent 2.1 reads at most 4 KiB per readable event (EVBUFFER_MAX_READ), and the OpenSSL
- * bufferevent writes each evbuffer chain as its own TLS record, so a large Produce would go
- * upstream as 4 KiB records, one syscall each. After a full 4 KiB read (the socket likely holds
- * more) this reads up to KB_READ_MORE bytes straight into the input buffer, so chains, and the
- * TLS records made from them, are large. The input's end is frozen by the bufferevent; it is
- * unfrozen only for this call. EOF and errors are left for libevent's next read to report.
- */
-static void
-bridge_read_more(struct bridge *br)
-{
-    struct evbuffer *in = bufferevent_get_input(br->client);
-    evutil_socket_t fd = bufferevent_getfd(br->client);
-    struct evbuffer_iovec v[2];
-    ssize_t got;
-    int n, i;
-
-    if (fd < 0 || evbuffer_get_length(in) < KB_LIBEVENT_READ ||
-        evbuffer_get_length(bufferevent_get_output(br->server)) >=
-            br->cl->conf->buffer_high_bytes) {
-        return;
-    }
-    evbuffer_unfreeze(in, 0);
-    n = evbuffer_reserve_space(in, KB_READ_MORE, v, 2);
-    if (n > 0) {
-        struct iovec iov[2];
-        for (i = 0; i < n; i++) {
-            iov[i].iov_base = v[i].iov_base;
-            iov[i].iov_len = v[i].iov_len;
-        }
-        got = readv(fd, iov, n);
-        for (i = 0; i < n; i++) {
-            size_t take = got > 0 ? ((size_t)got < v[i].iov_len ? (size_t)got : v[i].iov_len) : 0;
-            v[i].iov_len = take;
-            got -= got > 0 ? (ssize_t)take : 0;
-        }
-        evbuffer_commit_space(in, v, n);
-    }
-    evbuffer_freeze(in, 0);
 }
 
 static void
@@ -379,7 +382,12 @@ bridge_on_client_read(struct bufferevent *bev, void *arg)
     struct bridge *br = arg;
 
     (void)bev;
-    bridge_read_more(br);
+    /* libevent 2.1 reads 4 KiB per event; a large Produce should go upstream in large TLS
+     * records, so read on while the broker side has room. */
+    if (br->server &&
+        evbuffer_get_length(bufferevent_get_output(br->server)) < br->cl->conf->buffer_high_bytes) {
+        sockio_read_more(br->client, KB_READ_MORE);
+    }
     bridge_pump_requests(br);
 }
 
@@ -524,7 +532,8 @@ bridge_pump_responses(struct bridge *br)
                                &br->resp_remaining,
                                &br->bytes_down,
                                &br->cl->metrics->bytes_down,
-                               bridge_start_response};
+                               bridge_start_response,
+                               NULL};
 
     if (!bridge_pump(br, &d)) {
         return false;
@@ -699,6 +708,14 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     bufferevent_enable(br->server, EV_READ | EV_WRITE);
     bufferevent_set_max_single_write(br->server, KB_MAX_SINGLE_WRITE);
     bufferevent_set_max_single_write(br->client, KB_MAX_SINGLE_WRITE);
+    if (bufferevent_get_underlying(bev)) {
+        struct bufferevent *under = bufferevent_get_underlying(bev);
+        /* TLS records wait in the socket's output only up to buffer_high_bytes; beyond that
+         * the plaintext stays in the filter's output, where bridge_throttle() sees it. */
+        bufferevent_setwatermark(under, EV_WRITE, 0, br->cl->conf->buffer_high_bytes);
+        bufferevent_set_max_single_write(under, KB_MAX_SINGLE_WRITE);
+        sockio_tap_install(&br->tap, under, KB_READ_MORE);
+    }
     if (br->cl->cc->idle_timeout_ms > 0) {
         struct timeval idle = metrics_timeval_ms(br->cl->cc->idle_timeout_ms);
         bufferevent_set_timeouts(br->client, &idle, NULL);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -228,6 +229,25 @@ proxy_on_hup(evutil_socket_t sig, short what, void *arg)
 
 /* --- life cycle ---------------------------------------------------------------------------- */
 
+/*
+ * The event loop. The epoll changelist folds the add/remove pairs a bufferevent makes around
+ * every write that completes at once into nothing, instead of two epoll_ctl calls per write.
+ */
+static struct event_base *
+proxy_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (!cfg) {
+        return NULL;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 struct kb_proxy *
 proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
 {
@@ -240,8 +260,9 @@ proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
     metrics_registry_init(&p->registry);
     p->conf = conf_ref(conf);
     p->path = strdup(path);
-    p->base = event_base_new();
-    if (!p->path || !p->base) {
+    p->base = proxy_base_new();
+    p->stage = evbuffer_new();
+    if (!p->path || !p->base || !p->stage) {
         snprintf(err, errlen, "cannot create the event loop");
         goto fail;
     }
@@ -325,6 +346,9 @@ proxy_free(struct kb_proxy *p)
     proxy_free_event(p->drain_timer);
     if (p->dns) {
         evdns_base_free(p->dns, 0);
+    }
+    if (p->stage) {
+        evbuffer_free(p->stage);
     }
     if (p->base) {
         event_base_free(p->base);

@@ -17,6 +17,7 @@ struct admin;
 struct bridge;
 struct event;
 struct event_base;
+struct evbuffer;
 struct evdns_base;
 struct kb_cluster;
 struct kb_conf;
@@ -29,6 +30,7 @@ struct kb_proxy {
     struct kb_conf *conf;         /* current snapshot (one reference held) */
     struct kb_cluster **clusters; /* live clusters, conf->n_clusters entries */
     size_t n_clusters;            /* entries in clusters */
+    struct evbuffer *stage;       /* bridges' request staging buffer, empty between calls */
     struct bridge *bridges;       /* every open bridge, of live and retired clusters */
     size_t n_bridges;             /* entries in bridges */
     struct kb_registry registry;  /* metrics */
