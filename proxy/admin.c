@@ -60,20 +60,23 @@ admin_readyz(struct admin *a, struct evhttp_request *req, struct evbuffer *body)
 
     evbuffer_add_printf(body, "{\"clusters\":[");
     for (i = 0; i < p->n_clusters; i++) {
-        const struct kb_metrics *m = p->clusters[i]->metrics;
-        bool ok = m->last_ready > 0 && now - m->last_ready <= 3 * KB_PROBE_INTERVAL;
+        struct kb_metrics *m = p->clusters[i]->metrics;
+        double last_ready = m->last_ready;
+        bool ok = last_ready > 0 && now - last_ready <= 3 * KB_PROBE_INTERVAL;
+        char last_error[sizeof(m->last_error)];
         ready = ready && ok;
         evbuffer_add_printf(body, "%s{\"name\":", i ? "," : "");
         admin_json_str(body, m->cluster);
         evbuffer_add_printf(body, ",\"ready\":%s", ok ? "true" : "false");
-        if (m->last_ready > 0) {
-            evbuffer_add_printf(body, ",\"last_ok_seconds_ago\":%.1f", now - m->last_ready);
+        if (last_ready > 0) {
+            evbuffer_add_printf(body, ",\"last_ok_seconds_ago\":%.1f", now - last_ready);
         }
         if (!ok) {
+            metrics_get_error(m, last_error, sizeof(last_error));
             evbuffer_add_printf(body, ",\"reason\":");
-            admin_json_str(body, m->last_error[0]    ? m->last_error
-                                 : m->last_ready > 0 ? "no successful probe recently"
-                                                     : "no verified Metadata exchange yet");
+            admin_json_str(body, last_error[0]    ? last_error
+                                 : last_ready > 0 ? "no successful probe recently"
+                                                  : "no verified Metadata exchange yet");
         }
         evbuffer_add_printf(body, "}");
     }

@@ -295,7 +295,7 @@ struct pump_dir {
     struct bufferevent *to;   /* write side */
     size_t *remaining;        /* bytes of the current frame still to move */
     uint64_t *bytes;          /* this bridge's byte counter */
-    uint64_t *metric;         /* the cluster's byte counter */
+    kb_counter *metric;       /* the cluster's byte counter */
     enum frame_step (*start)(struct bridge *, struct evbuffer *); /* look at a new frame */
     struct evbuffer *stage; /* requests: collects the frames, then bridge_feed_tls() */
 };
@@ -684,7 +684,7 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     if (!bev) {
         struct kb_metrics *m = br->cl->metrics;
         m->failures[metrics_fail_reason(why)]++;
-        snprintf(m->last_error, sizeof(m->last_error), "%s: %s", up, why);
+        metrics_set_error(m, "%s: %s", up, why);
         brlog(br, KB_LOG_ERROR, "upstream %s: %s", up, why);
         if (br->node_id == KB_NODE_BOOTSTRAP && br->next_bootstrap < br->cl->cc->n_bootstrap) {
             bridge_connect_next(br);

@@ -4,6 +4,7 @@
  */
 #include "proxy/metrics.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,9 @@ void
 metrics_registry_init(struct kb_registry *r)
 {
     memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
     r->started = metrics_now();
+    r->n_workers = 1;
 }
 
 void
@@ -70,13 +73,20 @@ metrics_registry_free(struct kb_registry *r)
 {
     struct kb_metrics *m, *next;
 
+    size_t i;
+
     for (m = r->clusters; m; m = next) {
         next = m->next;
+        for (i = 0; i < m->n_brokers; i++) {
+            free(m->brokers[i]);
+        }
+        pthread_mutex_destroy(&m->lock);
         free(m->cluster);
         free(m->brokers);
         free(m);
     }
     r->clusters = NULL;
+    pthread_mutex_destroy(&r->lock);
 }
 
 struct kb_metrics *
@@ -84,8 +94,10 @@ metrics_for(struct kb_registry *r, const char *name)
 {
     struct kb_metrics *m, **tail = &r->clusters;
 
+    pthread_mutex_lock(&r->lock);
     for (m = r->clusters; m; m = m->next) {
         if (strcmp(m->cluster, name) == 0) {
+            pthread_mutex_unlock(&r->lock);
             return m;
         }
         tail = &m->next;
@@ -93,9 +105,12 @@ metrics_for(struct kb_registry *r, const char *name)
     m = calloc(1, sizeof(*m));
     if (!m || !(m->cluster = strdup(name))) {
         free(m);
+        pthread_mutex_unlock(&r->lock);
         return NULL;
     }
+    pthread_mutex_init(&m->lock, NULL);
     *tail = m; /* keep file order in the output */
+    pthread_mutex_unlock(&r->lock);
     return m;
 }
 
@@ -104,18 +119,48 @@ metrics_broker(struct kb_metrics *m, int32_t node_id)
 {
     size_t idx = node_id == KB_NODE_BOOTSTRAP ? 0 : (size_t)node_id + 1;
     static struct kb_broker_metrics sink; /* absorbs counts when growing fails */
+    struct kb_broker_metrics *b = &sink;
 
+    pthread_mutex_lock(&m->lock);
     if (idx >= m->n_brokers) {
         size_t n = idx + 8;
-        struct kb_broker_metrics *b = realloc(m->brokers, n * sizeof(*b));
-        if (!b) {
-            return &sink;
+        struct kb_broker_metrics **grown = realloc(m->brokers, n * sizeof(*grown));
+        if (grown) {
+            memset(grown + m->n_brokers, 0, (n - m->n_brokers) * sizeof(*grown));
+            m->brokers = grown;
+            m->n_brokers = n;
         }
-        memset(b + m->n_brokers, 0, (n - m->n_brokers) * sizeof(*b));
-        m->brokers = b;
-        m->n_brokers = n;
     }
-    return &m->brokers[idx];
+    if (idx < m->n_brokers) {
+        if (!m->brokers[idx]) {
+            m->brokers[idx] = calloc(1, sizeof(**m->brokers));
+        }
+        if (m->brokers[idx]) {
+            b = m->brokers[idx];
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return b;
+}
+
+void
+metrics_set_error(struct kb_metrics *m, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    pthread_mutex_lock(&m->lock);
+    vsnprintf(m->last_error, sizeof(m->last_error), fmt, ap);
+    pthread_mutex_unlock(&m->lock);
+    va_end(ap);
+}
+
+void
+metrics_get_error(struct kb_metrics *m, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&m->lock);
+    snprintf(out, outlen, "%s", m->last_error);
+    pthread_mutex_unlock(&m->lock);
 }
 
 static size_t
@@ -140,15 +185,22 @@ metrics_count_rewrite(struct kb_metrics *m, int16_t api_key, unsigned addresses)
 void
 metrics_observe(struct kb_histogram *h, double seconds)
 {
+    double old;
     size_t i;
 
+    /* One atomic add in the first bucket that holds it; rendering makes them cumulative. */
     for (i = 0; i < KB_HIST_BUCKETS; i++) {
         if (seconds <= hist_bounds[i]) {
             h->buckets[i]++;
+            break;
         }
     }
     h->count++;
-    h->sum += seconds;
+    /* A CAS loop: `+=` on an _Atomic double would need libatomic's floating-point support. */
+    old = atomic_load_explicit(&h->sum, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&h->sum, &old, old + seconds,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
 enum kb_fail_reason
@@ -176,17 +228,22 @@ static void
 render_hist(struct evbuffer *out, const char *name, const char *cluster,
             const struct kb_histogram *h)
 {
+    uint64_t cumulative = 0, count;
     size_t i;
 
     for (i = 0; i < KB_HIST_BUCKETS; i++) {
+        cumulative += h->buckets[i];
         evbuffer_add_printf(out, "%s_bucket{cluster=\"%s\",le=\"%g\"} %llu\n", name, cluster,
-                            hist_bounds[i], (unsigned long long)h->buckets[i]);
+                            hist_bounds[i], (unsigned long long)cumulative);
     }
+    /* Read after the buckets; another worker may be between its two adds, so never less. */
+    count = h->count;
+    count = count < cumulative ? cumulative : count;
     evbuffer_add_printf(out, "%s_bucket{cluster=\"%s\",le=\"+Inf\"} %llu\n", name, cluster,
-                        (unsigned long long)h->count);
-    evbuffer_add_printf(out, "%s_sum{cluster=\"%s\"} %.6f\n", name, cluster, h->sum);
+                        (unsigned long long)count);
+    evbuffer_add_printf(out, "%s_sum{cluster=\"%s\"} %.6f\n", name, cluster, (double)h->sum);
     evbuffer_add_printf(out, "%s_count{cluster=\"%s\"} %llu\n", name, cluster,
-                        (unsigned long long)h->count);
+                        (unsigned long long)count);
 }
 
 /* One counter or gauge line per cluster; expr reads the cluster's metrics through m_. */
@@ -208,7 +265,7 @@ render_by_api(struct evbuffer *out, const struct kb_registry *r, const char *nam
 
     help(out, name, "counter", text);
     for (m = r->clusters; m; m = m->next) {
-        const uint64_t *v = (const uint64_t *)((const char *)m + field_offset);
+        const kb_counter *v = (const kb_counter *)((const char *)m + field_offset);
         for (i = 0; i <= KB_METRICS_APIS; i++) {
             if (v[i]) {
                 evbuffer_add_printf(out, "%s{cluster=\"%s\",api=\"%s\"} %llu\n", name, m->cluster,
@@ -223,15 +280,16 @@ static void
 render_brokers(struct evbuffer *out, const struct kb_registry *r, const char *name,
                const char *type, const char *text, bool active)
 {
-    const struct kb_metrics *m;
+    struct kb_metrics *m;
     size_t i;
 
     help(out, name, type, text);
     for (m = r->clusters; m; m = m->next) {
+        pthread_mutex_lock(&m->lock);
         for (i = 0; i < m->n_brokers; i++) {
-            const struct kb_broker_metrics *b = &m->brokers[i];
+            const struct kb_broker_metrics *b = m->brokers[i];
             char broker[24];
-            if (!b->total && !b->active) {
+            if (!b || (!b->total && !b->active)) {
                 continue;
             }
             if (i == 0) {
@@ -243,11 +301,12 @@ render_brokers(struct evbuffer *out, const struct kb_registry *r, const char *na
                                 broker,
                                 (unsigned long long)(active ? (uint64_t)b->active : b->total));
         }
+        pthread_mutex_unlock(&m->lock);
     }
 }
 
-void
-metrics_render(const struct kb_registry *r, struct evbuffer *out)
+static void
+metrics_render_locked(struct kb_registry *r, struct evbuffer *out)
 {
     const struct kb_metrics *m;
     size_t i;
@@ -316,4 +375,18 @@ metrics_render(const struct kb_registry *r, struct evbuffer *out)
     for (m = r->clusters; m; m = m->next) {
         render_hist(out, "kbridge_request_seconds", m->cluster, &m->request_latency);
     }
+    help(out, "kbridge_worker_client_connections_total", "counter",
+         "Client connections accepted, by worker (event loop thread; workers = N).");
+    for (i = 0; i < (size_t)r->n_workers && i < KB_METRICS_WORKERS; i++) {
+        evbuffer_add_printf(out, "kbridge_worker_client_connections_total{worker=\"%zu\"} %llu\n",
+                            i, (unsigned long long)r->worker_clients[i]);
+    }
+}
+
+void
+metrics_render(struct kb_registry *r, struct evbuffer *out)
+{
+    pthread_mutex_lock(&r->lock);
+    metrics_render_locked(r, out);
+    pthread_mutex_unlock(&r->lock);
 }

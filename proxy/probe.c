@@ -60,13 +60,13 @@ probe_done(struct probe *pr, const char *target, const char *why)
 
     probe_reset(pr);
     if (why) {
-        snprintf(m->last_error, sizeof(m->last_error), "%s: %s", target, why);
+        metrics_set_error(m, "%s: %s", target, why);
         cllog(pr->failing ? KB_LOG_DEBUG : KB_LOG_WARN, pr->cl->cc->name,
               "readiness probe failed: %s: %s", target, why);
         pr->failing = true;
     } else {
         m->last_ready = metrics_now();
-        m->last_error[0] = '\0';
+        metrics_set_error(m, "%s", "");
         if (pr->failing) {
             cllog(KB_LOG_INFO, pr->cl->cc->name, "readiness probe ok again via %s", target);
         }
