@@ -107,6 +107,7 @@ static const struct conf_key conf_keys[] = {
     {CONF_CLUSTER, "tls_sni", CONF_HOST, CL(tls_sni), 0, "", true, 0, 0, NULL},
     {CONF_CLUSTER, "tls_verify", CONF_ENUM, CL(tls_verify), 0, "full", true, 0, 0,
      conf_tls_verify_names},
+    {CONF_GLOBAL, "workers", CONF_INT, GL(workers), 0, "1", false, 1, 64, NULL},
 };
 
 #define CONF_N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -1253,14 +1254,14 @@ fail:
 struct kb_conf *
 conf_ref(struct kb_conf *conf)
 {
-    conf->refcount++;
+    atomic_fetch_add(&conf->refcount, 1);
     return conf;
 }
 
 void
 conf_unref(struct kb_conf *conf)
 {
-    if (conf && --conf->refcount == 0) {
+    if (conf && atomic_fetch_sub(&conf->refcount, 1) == 1) {
         conf_free(conf);
     }
 }

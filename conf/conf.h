@@ -6,6 +6,7 @@
 #ifndef KB_CONF_CONF_H
 #define KB_CONF_CONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,7 +62,7 @@ struct kb_cluster_conf {
 
 /* A whole configuration snapshot. Read-only once returned by conf_load(). */
 struct kb_conf {
-    int refcount;                     /* conf_ref/conf_unref; freed at zero */
+    atomic_int refcount;              /* conf_ref/conf_unref (any thread); freed at zero */
     char *path;                       /* the file it was loaded from */
     enum kb_log_level log_level;      /* default info */
     enum kb_log_format log_format;    /* default text */
@@ -71,6 +72,7 @@ struct kb_conf {
     int drain_timeout_ms;             /* SIGTERM: time in-flight requests get to finish (30000) */
     size_t buffer_high_bytes;         /* stop reading a side when its peer has this queued */
     size_t buffer_low_bytes;          /* resume once the queue drains to this (< high) */
+    int workers;                      /* event loops (threads), default 1 */
     struct kb_cluster_conf *clusters; /* array, in file order */
     size_t n_clusters;                /* >= 1 */
 };
@@ -98,8 +100,8 @@ void conf_dump(const struct kb_conf *conf, FILE *out);
 
 /*
  * For reload: true when fresh differs from old in something that needs a restart (a [global]
- * key that is not reloadable: admin_listen), with one line such as "admin_listen in [global]
- * changed from '' to '127.0.0.1:9644'" in why. Clusters may be added, removed and changed
+ * key that is not reloadable: admin_listen, workers), with one line such as "admin_listen in
+ * [global] changed from '' to '127.0.0.1:9644'" in why. Clusters may be added, removed and changed
  * (listeners included) on reload. false when fresh can replace old as it is.
  */
 bool conf_needs_restart(const struct kb_conf *old, const struct kb_conf *fresh, char *why,

@@ -104,7 +104,7 @@ admin_on_request(struct evhttp_request *req, void *arg)
     } else if (path && strcmp(path, "/readyz") == 0) {
         admin_readyz(a, req, body);
     } else if (path && strcmp(path, "/metrics") == 0) {
-        metrics_render(&a->proxy->registry, body);
+        metrics_render(a->proxy->registry, body);
         admin_reply(req, 200, "OK", "text/plain; version=0.0.4", body);
     } else {
         evbuffer_add_printf(body, "not found: try /healthz, /readyz or /metrics\n");

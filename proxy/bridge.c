@@ -774,7 +774,7 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
     }
     br->cl = cluster_ref(cl);
     br->node_id = node_id;
-    br->id = ++cl->proxy->next_conn_id;
+    br->id = ++cl->proxy->registry->next_conn_id;
     inflight_init(&br->inflight);
     if (peer->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
@@ -800,6 +800,9 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
     cl->proxy->n_bridges++;
     cl->metrics->clients_active++;
     cl->metrics->clients_total++;
+    if (cl->proxy->worker_id < KB_METRICS_WORKERS) {
+        cl->proxy->registry->worker_clients[cl->proxy->worker_id]++;
+    }
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     br->client = bufferevent_socket_new(cl->proxy->base, fd, BEV_OPT_CLOSE_ON_FREE);

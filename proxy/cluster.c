@@ -56,7 +56,7 @@ cluster_new(struct kb_proxy *p, struct kb_conf *conf, const struct kb_cluster_co
     cl->proxy = p;
     cl->conf = conf_ref(conf);
     cl->cc = cc;
-    cl->metrics = metrics_for(&p->registry, cc->name);
+    cl->metrics = metrics_for(p->registry, cc->name);
     if (!cl->metrics) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -130,6 +130,9 @@ cluster_listen(struct kb_cluster *cl, char *err, size_t errlen)
             snprintf(err, errlen, "cluster '%s': %s", cc->name, lerr);
             return false;
         }
+    }
+    if (cl->proxy->worker_id != 0) {
+        return true; /* the leader says it once for every worker */
     }
     cluster_warn_weakened(cl);
     cllog(KB_LOG_INFO, cc->name,

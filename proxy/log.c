@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-static enum kb_log_level log_level = KB_LOG_INFO;
-static enum kb_log_format log_format = KB_LOG_TEXT;
+static _Atomic enum kb_log_level log_level = KB_LOG_INFO; /* set on reload, read by every worker */
+static _Atomic enum kb_log_format log_format = KB_LOG_TEXT;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 

@@ -60,12 +60,12 @@ metrics_timeval_ms(int ms)
 }
 
 void
-metrics_registry_init(struct kb_registry *r)
+metrics_registry_init(struct kb_registry *r, int n_workers)
 {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->lock, NULL);
     r->started = metrics_now();
-    r->n_workers = 1;
+    r->n_workers = n_workers;
 }
 
 void

@@ -19,8 +19,8 @@
 
 struct evbuffer;
 
-#define KB_METRICS_APIS 128 /* api keys counted individually; higher ones share "other" */
-#define KB_HIST_BUCKETS 12  /* latency histogram buckets (plus +Inf) */
+#define KB_METRICS_APIS 128   /* api keys counted individually; higher ones share "other" */
+#define KB_HIST_BUCKETS 12    /* latency histogram buckets (plus +Inf) */
 #define KB_METRICS_WORKERS 64 /* the most workers = N allows */
 
 /* Why an upstream connection attempt failed; one label value each. */
@@ -43,9 +43,10 @@ typedef _Atomic uint64_t kb_counter;
 typedef _Atomic int64_t kb_gauge;
 
 struct kb_histogram {
-    kb_counter buckets[KB_HIST_BUCKETS]; /* observations in (bound i-1, bound i]; shown cumulative */
-    kb_counter count;                    /* observations */
-    _Atomic double sum;                  /* seconds */
+    kb_counter
+        buckets[KB_HIST_BUCKETS]; /* observations in (bound i-1, bound i]; shown cumulative */
+    kb_counter count;             /* observations */
+    _Atomic double sum;           /* seconds */
 };
 
 /* Per-broker upstream connection counts; index 0 is the bootstrap servers, N+1 is node N. */
@@ -85,11 +86,13 @@ struct kb_registry {
     uint64_t reloads_ok;         /* successful SIGHUP reloads (main thread only) */
     uint64_t reloads_failed;     /* rejected reloads (main thread only) */
     double started;              /* monotonic start time */
-    int n_workers;               /* event loops */
+    int n_workers;               /* event loops (workers = N) */
     kb_counter worker_clients[KB_METRICS_WORKERS]; /* clients accepted, by worker */
+    kb_counter next_conn_id; /* connection ids for log lines, unique across workers */
 };
 
-void metrics_registry_init(struct kb_registry *r);
+/* An empty registry for n_workers event loops. */
+void metrics_registry_init(struct kb_registry *r, int n_workers);
 void metrics_registry_free(struct kb_registry *r);
 
 /* The metrics of cluster `name`, created on first use. NULL only when out of memory. */

@@ -57,18 +57,20 @@ probe_done(struct probe *pr, const char *target, const char *why)
 {
     struct kb_metrics *m = pr->cl->metrics;
     struct timeval tv = {KB_PROBE_INTERVAL, 0};
+    bool leader = pr->cl->proxy->worker_id == 0; /* every worker probes; the leader reports */
 
     probe_reset(pr);
     if (why) {
         metrics_set_error(m, "%s: %s", target, why);
-        cllog(pr->failing ? KB_LOG_DEBUG : KB_LOG_WARN, pr->cl->cc->name,
+        cllog(pr->failing || !leader ? KB_LOG_DEBUG : KB_LOG_WARN, pr->cl->cc->name,
               "readiness probe failed: %s: %s", target, why);
         pr->failing = true;
     } else {
         m->last_ready = metrics_now();
         metrics_set_error(m, "%s", "");
         if (pr->failing) {
-            cllog(KB_LOG_INFO, pr->cl->cc->name, "readiness probe ok again via %s", target);
+            cllog(leader ? KB_LOG_INFO : KB_LOG_DEBUG, pr->cl->cc->name,
+                  "readiness probe ok again via %s", target);
         }
         pr->failing = false;
     }

@@ -20,6 +20,20 @@
 #include "proxy/cluster.h"
 #include "proxy/log.h"
 #include "proxy/probe.h"
+#include "proxy/worker.h"
+
+/* " (worker 2)" for log lines of a worker other than the leader, else "". */
+static const char *
+proxy_worker_str(const struct kb_proxy *p)
+{
+    static _Thread_local char buf[24];
+
+    if (p->worker_id == 0) {
+        return "";
+    }
+    snprintf(buf, sizeof(buf), " (worker %d)", p->worker_id);
+    return buf;
+}
 
 static struct kb_cluster *
 proxy_find_cluster(struct kb_proxy *p, const char *name)
@@ -131,7 +145,7 @@ proxy_reload(struct kb_proxy *p)
     log_info("reloading %s", p->path);
     conf = conf_load(p->path, err, sizeof(err));
     if (!conf) {
-        p->registry.reloads_failed++;
+        p->registry->reloads_failed++;
         log_error("reload rejected, keeping the running configuration: %s", err);
         return;
     }
@@ -139,16 +153,32 @@ proxy_reload(struct kb_proxy *p)
         log_warn("reload: %s: that takes effect at the next restart", why);
     }
     if (!proxy_apply(p, conf, false, err, sizeof(err))) {
-        p->registry.reloads_failed++;
+        p->registry->reloads_failed++;
         log_error("reload rejected, keeping the running configuration: %s", err);
         conf_unref(conf);
         return;
     }
     log_init(conf->log_level, conf->log_format);
-    p->registry.reloads_ok++;
+    workers_reload(p->workers, conf); /* the leader built it, so the workers can too */
+    p->registry->reloads_ok++;
     log_info("configuration reloaded: %zu cluster%s; open connections keep their settings",
              p->n_clusters, p->n_clusters == 1 ? "" : "s");
     conf_unref(conf);
+}
+
+void
+proxy_worker_reload(struct kb_proxy *p, struct kb_conf *conf)
+{
+    char err[KB_CONF_ERR_MAX];
+
+    if (p->draining) {
+        return;
+    }
+    if (!proxy_apply(p, conf, false, err, sizeof(err))) {
+        /* The leader applied this snapshot, so only a file changed in between gets here. */
+        log_error("worker %d: reload failed, it keeps serving the previous configuration: %s",
+                  p->worker_id, err);
+    }
 }
 
 /* --- stopping ------------------------------------------------------------------------------ */
@@ -160,38 +190,55 @@ proxy_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    log_warn("drain_timeout_ms (%d) reached with %zu connection%s still open; closing them",
-             p->conf->drain_timeout_ms, p->n_bridges, p->n_bridges == 1 ? "" : "s");
+    if (p->n_bridges > 0) {
+        log_warn("drain_timeout_ms (%d) reached with %zu connection%s still open%s; closing "
+                 "them",
+                 p->conf->drain_timeout_ms, p->n_bridges, p->n_bridges == 1 ? "" : "s",
+                 proxy_worker_str(p));
+    }
+    proxy_stop_now(p);
+}
+
+void
+proxy_stop_now(struct kb_proxy *p)
+{
+    workers_stop(p->workers);
     event_base_loopexit(p->base, NULL);
 }
 
 void
 proxy_bridge_closed(struct kb_proxy *p)
 {
-    if (p->draining && p->n_bridges == 0) {
-        log_info("drained: every connection finished");
+    if (p->draining && p->n_bridges == 0 && workers_running(p->workers) == 0) {
+        log_info("drained: every connection finished%s", proxy_worker_str(p));
         event_base_loopexit(p->base, NULL);
     }
 }
 
-static void
+void
 proxy_start_drain(struct kb_proxy *p)
 {
     struct timeval tv;
     struct bridge *br, *next;
     size_t i;
 
+    if (p->draining) {
+        return;
+    }
     p->draining = true;
+    workers_drain(p->workers);
     proxy_stop_probes(p);
     for (i = 0; i < p->n_clusters; i++) {
         cluster_retire(p->clusters[i]);
     }
-    if (p->n_bridges == 0) {
+    if (p->n_bridges == 0 && workers_running(p->workers) == 0) {
         event_base_loopexit(p->base, NULL);
         return;
     }
-    log_info("draining %zu connection%s (up to %d ms)", p->n_bridges, p->n_bridges == 1 ? "" : "s",
-             p->conf->drain_timeout_ms);
+    if (p->n_bridges > 0) {
+        log_info("draining %zu connection%s%s (up to %d ms)", p->n_bridges,
+                 p->n_bridges == 1 ? "" : "s", proxy_worker_str(p), p->conf->drain_timeout_ms);
+    }
     tv = metrics_timeval_ms(p->conf->drain_timeout_ms);
     p->drain_timer = evtimer_new(p->base, proxy_on_drain_timeout, p);
     if (p->drain_timer) {
@@ -212,7 +259,7 @@ proxy_on_stop(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (p->draining) {
         log_warn("received %s again: stopping now", name);
-        event_base_loopexit(p->base, NULL);
+        proxy_stop_now(p);
         return;
     }
     log_info("received %s: no new connections; letting requests in flight finish", name);
@@ -248,8 +295,13 @@ proxy_base_new(void)
     return base;
 }
 
-struct kb_proxy *
-proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
+/*
+ * The part of start-up every worker does: its own loop, resolver and staging buffer, then the
+ * clusters of conf with their listeners.
+ */
+static struct kb_proxy *
+proxy_build(const char *path, struct kb_conf *conf, struct kb_proxy *leader, int id, char *err,
+            size_t errlen)
 {
     struct kb_proxy *p = calloc(1, sizeof(*p));
 
@@ -257,7 +309,14 @@ proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    metrics_registry_init(&p->registry);
+    p->worker_id = id;
+    p->reuseport = conf->workers > 1;
+    if (leader) {
+        p->registry = leader->registry;
+    } else {
+        p->registry = &p->own_registry;
+        metrics_registry_init(p->registry, conf->workers);
+    }
     p->conf = conf_ref(conf);
     p->path = strdup(path);
     p->base = proxy_base_new();
@@ -271,7 +330,10 @@ proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
     if (!p->dns) {
         /* No usable /etc/resolv.conf: names from /etc/hosts and IP literals still work. */
         p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        log_warn("no DNS servers configured (/etc/resolv.conf); only /etc/hosts names resolve");
+        if (id == 0) {
+            log_warn("no DNS servers configured (/etc/resolv.conf); only /etc/hosts names "
+                     "resolve");
+        }
     }
     if (!p->dns) {
         snprintf(err, errlen, "cannot create the DNS resolver");
@@ -282,6 +344,20 @@ proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
     evdns_base_load_hosts(p->dns, NULL);
     if (!proxy_apply(p, conf, true, err, errlen)) {
         goto fail;
+    }
+    return p;
+fail:
+    proxy_free(p);
+    return NULL;
+}
+
+struct kb_proxy *
+proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
+{
+    struct kb_proxy *p = proxy_build(path, conf, NULL, 0, err, errlen);
+
+    if (!p) {
+        return NULL;
     }
     if (conf->has_admin) {
         p->admin = admin_new(p, err, errlen);
@@ -297,16 +373,31 @@ proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
         snprintf(err, errlen, "cannot install signal handlers");
         goto fail;
     }
+    if (conf->workers > 1) {
+        p->workers = workers_start(p, err, errlen);
+        if (!p->workers) {
+            goto fail;
+        }
+    }
     return p;
 fail:
     proxy_free(p);
     return NULL;
 }
 
+struct kb_proxy *
+proxy_new_worker(struct kb_proxy *leader, int id, char *err, size_t errlen)
+{
+    return proxy_build(leader->path, leader->conf, leader, id, err, errlen);
+}
+
 int
 proxy_run(struct kb_proxy *p)
 {
-    log_info("kbridge ready: %zu cluster%s", p->n_clusters, p->n_clusters == 1 ? "" : "s");
+    if (p->worker_id == 0) {
+        log_info("kbridge ready: %zu cluster%s, %d worker%s", p->n_clusters,
+                 p->n_clusters == 1 ? "" : "s", p->conf->workers, p->conf->workers == 1 ? "" : "s");
+    }
     if (event_base_dispatch(p->base) < 0) {
         log_error("event loop failed");
         return 1;
@@ -330,6 +421,7 @@ proxy_free(struct kb_proxy *p)
     if (!p) {
         return;
     }
+    workers_free(p->workers); /* first: they share the registry freed below */
     proxy_stop_probes(p);
     while (p->bridges) {
         bridge_free(p->bridges);
@@ -353,7 +445,9 @@ proxy_free(struct kb_proxy *p)
     if (p->base) {
         event_base_free(p->base);
     }
-    metrics_registry_free(&p->registry);
+    if (p->registry == &p->own_registry) {
+        metrics_registry_free(&p->own_registry);
+    }
     conf_unref(p->conf);
     free(p->path);
     free(p);
