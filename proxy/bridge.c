@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "conf/conf.h"
@@ -33,6 +34,7 @@
 #include "proxy/proxy.h"
 #include "proxy/sockio.h"
 #include "proxy/upstream.h"
+#include "tls/tlssess.h"
 
 #define KB_HEADER_PEEK 64 /* first guess of how many bytes a request header needs */
 #define KB_LINGER_SEC 10
@@ -657,7 +659,10 @@ bridge_on_server_event(struct bufferevent *bev, short what, void *arg)
     struct bridge *br = arg;
     char why[256];
 
-    (void)bev;
+    if ((what & BEV_EVENT_ERROR) && bufferevent_get_openssl_error(bev) != 0) {
+        /* A TLS-level failure (fatal alert, bad record): never resume that session. */
+        tlssess_forget(bufferevent_openssl_get_ssl(bev));
+    }
     if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof(why), "end of stream");
     } else if (EVUTIL_SOCKET_ERROR() != 0) {

@@ -24,6 +24,7 @@
 #include "proxy/metrics.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
+#include "tls/tlssess.h"
 
 enum upstream_phase { UP_CONNECTING, UP_HANDSHAKE };
 
@@ -174,6 +175,9 @@ upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t why
         evutil_closesocket(fd);
         return false;
     }
+    /* Resume the broker's last session when there is one (a failure just means a full
+     * handshake). Keyed by the name verified, not the connect_to target. */
+    tlssess_offer(u->ssl, conf_hostport_str(&u->name, err, sizeof(err)));
     /* TLS as a filter over a socket bufferevent: the records made in one loop turn leave in
      * one writev (sockio_flush), instead of one write() per record. */
     under = bufferevent_socket_new(u->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -21,6 +21,7 @@
 
 #include "conf/conf.h"
 #include "tls/tlserr.h"
+#include "tls/tlssess.h"
 
 #define TLSCTX_STORE_MAX 600 /* "system: FILE, DIR" */
 
@@ -316,6 +317,10 @@ tlsctx_new(const struct kb_conf *conf, const struct kb_cluster_conf *cc, char *e
         goto fail;
     }
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!tlssess_enable(ctx)) {
+        tlsctx_fail(&job, 0, "cannot set up TLS session resumption: out of memory");
+        goto fail;
+    }
     SSL_CTX_set_verify(ctx, cc->tls_verify == KB_VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
                        NULL);
     SSL_CTX_set_default_passwd_cb(ctx, tlsctx_on_passphrase);

@@ -20,6 +20,7 @@
 
 #include "tls/tlsconn.h"
 #include "tls/tlsctx.h"
+#include "tls/tlssess.h"
 
 #define TLSERR_MAX_SANS 8   /* names listed in a mismatch before "and N more" */
 #define TLSERR_NAME_MAX 256 /* a formatted DN or SAN; longer ones are cut */
@@ -561,6 +562,11 @@ tlserr_describe_session(SSL *ssl, char *out, size_t outlen)
     }
     if (SSL_get_verify_mode(ssl) == SSL_VERIFY_NONE) {
         tlserr_buf_add(&b, ", NOT verified (tls_verify = none)");
+    } else if (SSL_session_reused(ssl)) {
+        /* No certificate is checked on resumption; the session was made by a handshake that
+         * passed the same checks (tlssess.h), for the broker it is keyed by. */
+        tlserr_buf_add(&b, ", %s when the session was made",
+                       X509_VERIFY_PARAM_get0_host(param, 0) || ip ? "verified" : "chain verified");
     } else if (peername || ip) {
         tlserr_buf_add(&b, ", verified as '%s'",
                        peername ? peername : tlserr_ip_str(ip, tmp, sizeof(tmp)));
@@ -573,7 +579,8 @@ tlserr_describe_session(SSL *ssl, char *out, size_t outlen)
                        days >= 0 ? days : -days);
     }
     if (SSL_session_reused(ssl)) {
-        tlserr_buf_add(&b, ", resumed");
+        tlserr_buf_add(&b, ", resumed (session of %s)",
+                       tlssess_key(ssl) ? tlssess_key(ssl) : "this broker");
     }
     OPENSSL_free(ip);
     ERR_pop_to_mark();

@@ -129,6 +129,7 @@ struct kbm {
     struct event *ev_sigterm;                       /* SIGTERM: clean exit */
     struct event *ev_sigint;                        /* SIGINT: clean exit */
     uint64_t hs_ok;                                 /* stats: TLS handshakes completed */
+    uint64_t hs_resumed;                            /* stats: ... of them resumed sessions */
     uint64_t hs_failed;                             /* stats: TLS handshakes that failed */
     uint64_t bytes_to_mock; /* stats: bytes forwarded from fronts' clients to the mock */
 };
@@ -355,8 +356,10 @@ conn_on_client_event(struct bufferevent *bev, short what, void *arg)
 
         c->handshake_done = true;
         c->kbm->hs_ok++;
-        kbm_log("conn #%lu %s -> %s (broker %d): TLS handshake ok (%s, sni=%s)", c->id, c->peer,
-                where, c->front->broker_id, SSL_get_version(ssl), sni ? sni : "-");
+        c->kbm->hs_resumed += SSL_session_reused(ssl) ? 1 : 0;
+        kbm_log("conn #%lu %s -> %s (broker %d): TLS handshake ok (%s, sni=%s%s)", c->id,
+                c->peer, where, c->front->broker_id, SSL_get_version(ssl), sni ? sni : "-",
+                SSL_session_reused(ssl) ? ", resumed" : "");
         conn_start_upstream(c);
         return;
     }
@@ -893,9 +896,10 @@ kbm_command(struct kbm *kbm, char *line)
     } else if (strcmp(argv[0], "drop") == 0 && argc == 1) {
         printf("OK drop %d\n", front_drop(kbm, NULL)); /* listeners stay up */
     } else if (strcmp(argv[0], "stats") == 0 && argc == 1) {
-        printf("STATS tls_handshakes_ok=%llu tls_handshakes_failed=%llu bytes_to_mock=%llu\n",
-               (unsigned long long)kbm->hs_ok, (unsigned long long)kbm->hs_failed,
-               (unsigned long long)kbm->bytes_to_mock);
+        printf("STATS tls_handshakes_ok=%llu tls_handshakes_resumed=%llu "
+               "tls_handshakes_failed=%llu bytes_to_mock=%llu\n",
+               (unsigned long long)kbm->hs_ok, (unsigned long long)kbm->hs_resumed,
+               (unsigned long long)kbm->hs_failed, (unsigned long long)kbm->bytes_to_mock);
     } else if (strcmp(argv[0], "quit") == 0 && argc == 1) {
         event_base_loopbreak(kbm->base);
     } else {
