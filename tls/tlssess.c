@@ -158,6 +158,7 @@ tlssess_offer(SSL *ssl, const char *key)
 {
     struct tlssess_cache *c;
     struct tlssess_entry *e;
+    SSL_SESSION *sess;
     char *copy;
 
     if (!tlssess_init() ||
@@ -171,12 +172,14 @@ tlssess_offer(SSL *ssl, const char *key)
     }
     pthread_mutex_lock(&c->lock);
     e = tlssess_find(c, key);
-    if (e && e->sess) {
-        /* Past its lifetime the broker would refuse it anyway; don't send a stale ticket. */
-        if ((time_t)(SSL_SESSION_get_time(e->sess) + SSL_SESSION_get_timeout(e->sess)) >
-            time(NULL)) {
-            SSL_set_session(ssl, e->sess); /* takes its own reference */
-        }
+    /* Past its lifetime the broker would refuse it anyway; don't send a stale ticket. Each
+     * connection gets its own copy: OpenSSL marks the session of an SSL freed without
+     * close_notify not resumable, and that must not reach the cached one. */
+    if (e && e->sess &&
+        (time_t)(SSL_SESSION_get_time(e->sess) + SSL_SESSION_get_timeout(e->sess)) > time(NULL) &&
+        (sess = SSL_SESSION_dup(e->sess)) != NULL) {
+        SSL_set_session(ssl, sess); /* takes its own reference */
+        SSL_SESSION_free(sess);
     }
     pthread_mutex_unlock(&c->lock);
     return true;

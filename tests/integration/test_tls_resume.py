@@ -74,3 +74,24 @@ def test_reload_with_another_trust_store_does_not_resume(kbmock, kbridge, ports,
     assert md is None, "metadata came back through an untrusted broker"
     kb.wait_log(r"certificate not trusted")
     assert mock.stats()["tls_handshakes_resumed"] == before
+
+
+def test_concurrent_connections_all_resume(kbmock, kbridge, ports, certs):
+    """Batches of connections opened together and closed without close_notify (as bridges end)
+    must not spoil the cached session for the next batch."""
+    from test_workers import api_versions
+    mock = kbmock(mode="msk", topics=["orders:1"])
+    p = ports()
+    kb = kbridge(cluster_ini("msk", [mock.brokers[1].advertised], p, tls_ca=certs / "ca.pem",
+                             log_level="info"))
+    api_versions(p.listen, 1).close()  # one full handshake (or the probe's) makes a session
+    kb.wait_log(r"C#1 .*connected to")
+    for batch in range(3):
+        before = mock.stats()
+        socks = [api_versions(p.listen, 10 + i) for i in range(30)]
+        for s in socks:
+            s.close()
+        after = mock.stats()
+        ok = after["tls_handshakes_ok"] - before["tls_handshakes_ok"]
+        resumed = after["tls_handshakes_resumed"] - before["tls_handshakes_resumed"]
+        assert ok >= 30 and resumed == ok, (batch, ok, resumed)
