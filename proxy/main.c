@@ -3,6 +3,7 @@
  * 1 runtime failure (e.g. a port in use), 2 configuration error (printed as FILE:LINE: ...).
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,12 @@ main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* Relaying churns through 64-256 KiB buffers. By default glibc hands freed memory at the top
+     * of the heap back to the kernel past 128-256 KiB and faults it in again moments later:
+     * about 9,500 page faults per 2 GB relayed in 1 MiB frames (bench/), against 60 with this.
+     * Free memory kept for reuse is capped at 32 MiB; memory in use is not affected. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
     log_init(conf->log_level, conf->log_format);
     log_info("kbridge %s starting with %s", KB_VERSION, path);
     proxy = proxy_new(path, conf, err, sizeof(err));
