@@ -9,10 +9,9 @@ import time
 
 import pytest
 
-from conftest import cluster_ini, error_lines, free_port, run
+from conftest import cluster_ini, error_lines, free_port, kcat_metadata, run
 from test_kcat import assert_only_kbridge_brokers, check_roundtrip, roundtrip
 from test_operate import metrics, wait_ready
-from conftest import kcat_metadata
 
 
 def workers_ini(mock, p, certs, admin, workers=2, extra=None):
