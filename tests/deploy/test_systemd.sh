@@ -82,6 +82,8 @@ if command -v systemd-analyze >/dev/null 2>&1 && command -v strace >/dev/null 2>
     cat >"$tmp/sc.ini" <<'INI'
 [global]
 admin_listen = 127.0.0.1:9644
+; two event loops: the worker threads' syscalls (clone3, futex, pipe2, ...) are checked too
+workers = 2
 [msk]
 bootstrap_servers = 127.0.0.1:19094
 listen = 127.0.0.1:9092
