@@ -26,16 +26,16 @@
 #define WORKER_CMD_STOP 'S'   /* close everything now */
 
 struct worker {
-    struct workers *set;     /* owner */
-    struct kb_proxy *p;      /* this worker's proxy; used by its thread only */
-    int id;                  /* 1..N-1 */
-    pthread_t thread;        /* runs p's loop */
-    bool started;            /* thread was created (and must be joined) */
-    bool ended;              /* the leader heard that the thread's loop ended */
-    int cmd[2];              /* pipe: leader writes [1], the worker's loop reads [0] */
-    struct event *cmd_ev;    /* read event on cmd[0], on p->base */
-    pthread_mutex_t lock;    /* guards reload */
-    struct kb_conf *reload;  /* snapshot waiting to be applied (a reference), or NULL */
+    struct workers *set;    /* owner */
+    struct kb_proxy *p;     /* this worker's proxy; used by its thread only */
+    int id;                 /* 1..N-1 */
+    pthread_t thread;       /* runs p's loop */
+    bool started;           /* thread was created (and must be joined) */
+    bool ended;             /* the leader heard that the thread's loop ended */
+    int cmd[2];             /* pipe: leader writes [1], the worker's loop reads [0] */
+    struct event *cmd_ev;   /* read event on cmd[0], on p->base */
+    pthread_mutex_t lock;   /* guards reload */
+    struct kb_conf *reload; /* snapshot waiting to be applied (a reference), or NULL */
 };
 
 struct workers {

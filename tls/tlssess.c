@@ -20,10 +20,10 @@ struct tlssess_entry {
 };
 
 struct tlssess_cache {
-    pthread_mutex_t lock;                     /* guards everything below */
-    struct tlssess_entry entry[TLSSESS_MAX];  /* n used */
-    size_t n;                                 /* entries in use */
-    unsigned long tick;                       /* store counter */
+    pthread_mutex_t lock;                    /* guards everything below */
+    struct tlssess_entry entry[TLSSESS_MAX]; /* n used */
+    size_t n;                                /* entries in use */
+    unsigned long tick;                      /* store counter */
 };
 
 static CRYPTO_ONCE tlssess_once = CRYPTO_ONCE_STATIC_INIT;
@@ -161,8 +161,7 @@ tlssess_offer(SSL *ssl, const char *key)
     SSL_SESSION *sess;
     char *copy;
 
-    if (!tlssess_init() ||
-        !(c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tlssess_ctx_index))) {
+    if (!tlssess_init() || !(c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tlssess_ctx_index))) {
         return true; /* resumption is off for this context */
     }
     copy = strdup(key);

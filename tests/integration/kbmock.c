@@ -357,8 +357,8 @@ conn_on_client_event(struct bufferevent *bev, short what, void *arg)
         c->handshake_done = true;
         c->kbm->hs_ok++;
         c->kbm->hs_resumed += SSL_session_reused(ssl) ? 1 : 0;
-        kbm_log("conn #%lu %s -> %s (broker %d): TLS handshake ok (%s, sni=%s%s)", c->id,
-                c->peer, where, c->front->broker_id, SSL_get_version(ssl), sni ? sni : "-",
+        kbm_log("conn #%lu %s -> %s (broker %d): TLS handshake ok (%s, sni=%s%s)", c->id, c->peer,
+                where, c->front->broker_id, SSL_get_version(ssl), sni ? sni : "-",
                 SSL_session_reused(ssl) ? ", resumed" : "");
         conn_start_upstream(c);
         return;
