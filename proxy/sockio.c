@@ -32,6 +32,11 @@ sockio_flush(struct bufferevent *bev)
     evbuffer_freeze(out, 1);
     if (written > 0 && evbuffer_get_length(out) == 0) {
         event_del(&bev->ev_write);
+        /* Cancelling the write event also cancels the write callback libevent would have run
+         * once the output drained, and someone may be waiting for it: the TLS filter above this
+         * socket moves its next records down only when told there is room. Run it as libevent
+         * would, deferred, so the caller is not re-entered. */
+        bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
     }
 }
 

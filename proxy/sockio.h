@@ -14,7 +14,9 @@
 /*
  * Writes bev's pending output to its socket now. If that empties it, the write event the
  * bufferevent registered when the data was added is cancelled (with the epoll changelist, that
- * costs no system call). Whatever the socket does not take stays queued for libevent as usual.
+ * costs no system call) and bev's write callback runs, deferred, as libevent's own write would
+ * have run it (a TLS filter over bev waits for that callback to move its next records down).
+ * Whatever the socket does not take stays queued for libevent as usual.
  */
 void sockio_flush(struct bufferevent *bev);
 

@@ -230,3 +230,36 @@ def test_memory_stays_bounded_when_the_broker_stops_reading(limited):
         producer.kill()
         producer.wait(5)
     assert metadata_ok(bootstrap)
+
+
+def test_large_requests_pass_with_the_smallest_watermarks(kbmock, kbridge, ports, certs):
+    """buffer_high_bytes at its minimum (16 KiB) and 500 KB messages: each Produce is many
+    times the high mark, so the TLS filter keeps stopping and starting. A lost 'room again'
+    signal once stalled the first large request forever; every message must be acknowledged
+    and read back."""
+    from confluent_kafka import Consumer, Producer
+    mock = kbmock(mode="msk", topics=["big:1"])
+    p = ports()
+    text = cluster_ini("msk", mock.bootstrap, p, tls_ca=certs / "ca.pem", log_level="info")
+    kbridge(text.replace("[global]\n",
+                         "[global]\nbuffer_high_bytes = 16384\nbuffer_low_bytes = 4096\n", 1))
+    bootstrap = f"127.0.0.1:{p.listen}"
+    prod = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                     "message.timeout.ms": 20000, "batch.size": 1000000})
+    acked, failed = [], []
+    values = [(b"%03d-" % i) * 100_000 for i in range(12)]  # 500 KB each
+    for v in values:
+        prod.produce("big", v, partition=0,
+                     on_delivery=lambda err, msg: (failed if err else acked).append(err or msg))
+    assert prod.flush(30) == 0, "messages still unacknowledged after 30 s"
+    assert not failed and len(acked) == len(values), failed
+    cons = Consumer({"bootstrap.servers": bootstrap, "group.id": "big-reader",
+                     "auto.offset.reset": "earliest", "fetch.message.max.bytes": 1_100_000})
+    cons.subscribe(["big"])
+    got, deadline = [], time.monotonic() + 30
+    while len(got) < len(values) and time.monotonic() < deadline:
+        m = cons.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    cons.close()
+    assert got == values, f"read back {len(got)} of {len(values)} messages"
