@@ -10,7 +10,7 @@
 # Knobs (environment): BENCH_SECS (5) measured seconds per throughput run, BENCH_WARMUP (1),
 # BENCH_CONNS (2) connections, BENCH_DEPTH (8) requests in flight per connection,
 # BENCH_LAT_REQS (20000), BENCH_IDLE_CONNS (10000), BENCH_PROFILE (1), BENCH_PROFILE_SECS (4),
-# BENCH_DEADLINE (330) seconds, BENCH_HAPROXY_NBTHREAD (empty: HAProxy's default),
+# BENCH_ROUNDS (3) runs of every measurement, interleaved across paths; BENCH_DEADLINE (900) s, BENCH_HAPROXY_NBTHREAD (empty: HAProxy's default),
 # BENCH_RESULTS / BENCH_PROFILE_OUT output files.
 set -u
 
@@ -25,7 +25,8 @@ LAT_REQS=${BENCH_LAT_REQS:-20000}
 IDLE_WANT=${BENCH_IDLE_CONNS:-10000}
 PROFILE=${BENCH_PROFILE:-1}
 PROFILE_SECS=${BENCH_PROFILE_SECS:-4}
-DEADLINE=${BENCH_DEADLINE:-330}
+DEADLINE=${BENCH_DEADLINE:-900}
+ROUNDS=${BENCH_ROUNDS:-3}
 HAPROXY_NBTHREAD=${BENCH_HAPROXY_NBTHREAD:-}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}
 PROFILE_OUT=${BENCH_PROFILE_OUT:-$ROOT/bench/PROFILE.md}
@@ -124,38 +125,62 @@ SINK_PID=$BG_PID
 say "bench: sink on 127.0.0.1:$SINK_PORT (pid $SINK_PID)"
 
 # --- one path's measurements -----------------------------------------------------------------
-# measure PATH PORT TLS(0|1) PID... : throughput and latency; fills R[PATH,*].
-measure() {
-    local path=$1 port=$2 tls=$3 size line p
-    shift 3
+# Paths are measured in rounds (direct, HAProxy, kbridge 1 worker, kbridge 2 workers, then again),
+# all proxies running side by side, so a slow spell of this shared machine hits every path
+# alike; each table cell is the median of BENCH_ROUNDS runs, with the range next to it.
+
+# measure_tp PATH PORT TLS(0|1) SIZE ROUND PID... : one throughput run; fills R[PATH,*,SIZE,ROUND].
+measure_tp() {
+    local path=$1 port=$2 tls=$3 size=$4 round=$5 line p
+    shift 5
     local tlsargs=() pidargs=()
     [ "$tls" = 1 ] && tlsargs=(--tls --ca "$CERTS/ca.pem")
     for p in "$@"; do pidargs+=(--pid "$p"); done
-    for size in 1024 1048576; do
-        check_deadline "$path throughput $size"
-        line=$(timeout "$(awk "BEGIN { print int($SECS + $WARMUP + 60) }")" "$LG" throughput -p "$port" "${tlsargs[@]}" \
-            -s "$size" -c "$CONNS" -d "$DEPTH" -t "$SECS" -w "$WARMUP" "${pidargs[@]}" \
-            2>>"$WORK/$path.loadgen.log" | grep '^RESULT')
-        say "  $path throughput $size: ${line:-FAILED (see $WORK/$path.loadgen.log)}"
-        R[$path,mbps,$size]=$(kv "$line" mbps)
-        R[$path,cpugb,$size]=$(kv "$line" cpu_s_per_gb)
-        R[$path,cpuutil,$size]=$(kv "$line" cpu_util)
-        R[$path,rss,$size]=$(kv "$line" rss_kib_max)
-        R[$path,err,$size]=$(kv "$line" errors)
-        [ -n "$line" ] || R[$path,err,$size]=1
-    done
-    check_deadline "$path latency"
-    line=$(timeout 90 "$LG" latency -p "$port" "${tlsargs[@]}" -s 1024 -n "$LAT_REQS" \
-        --max-secs 60 2>>"$WORK/$path.loadgen.log" | grep '^RESULT')
-    say "  $path latency: ${line:-FAILED}"
-    R[$path,p50]=$(kv "$line" p50_us)
-    R[$path,p99]=$(kv "$line" p99_us)
-    R[$path,p999]=$(kv "$line" p999_us)
-    R[$path,latn]=$(kv "$line" requests)
-    R[$path,laterr]=$(kv "$line" errors)
-    [ -n "$line" ] || R[$path,laterr]=1
+    check_deadline "$path throughput $size round $round"
+    line=$(timeout "$(awk "BEGIN { print int($SECS + $WARMUP + 60) }")" "$LG" throughput -p "$port" "${tlsargs[@]}" \
+        -s "$size" -c "$CONNS" -d "$DEPTH" -t "$SECS" -w "$WARMUP" "${pidargs[@]}" \
+        2>>"$WORK/$path.loadgen.log" | grep '^RESULT')
+    say "  $path throughput $size (round $round): ${line:-FAILED (see $WORK/$path.loadgen.log)}"
+    R[$path,mbps,$size,$round]=$(kv "$line" mbps)
+    R[$path,cpugb,$size,$round]=$(kv "$line" cpu_s_per_gb)
+    R[$path,cpuutil,$size,$round]=$(kv "$line" cpu_util)
+    R[$path,rss,$size,$round]=$(kv "$line" rss_kib_max)
+    [ -n "$line" ] || R[$path,err,$size]=1
+    [ "$(kv "$line" errors)" = 0 ] || R[$path,err,$size]=1
 }
 
+# measure_lat PATH PORT TLS ROUND : one latency run; fills R[PATH,p50|p99,ROUND].
+measure_lat() {
+    local path=$1 port=$2 tls=$3 round=$4 line
+    local tlsargs=()
+    [ "$tls" = 1 ] && tlsargs=(--tls --ca "$CERTS/ca.pem")
+    check_deadline "$path latency round $round"
+    line=$(timeout 90 "$LG" latency -p "$port" "${tlsargs[@]}" -s 1024 -n "$LAT_REQS" \
+        --max-secs 60 2>>"$WORK/$path.loadgen.log" | grep '^RESULT')
+    say "  $path latency (round $round): ${line:-FAILED}"
+    R[$path,p50,$round]=$(kv "$line" p50_us)
+    R[$path,p99,$round]=$(kv "$line" p99_us)
+    [ -n "$line" ] || R[$path,laterr]=1
+    [ "$(kv "$line" errors)" = 0 ] || R[$path,laterr]=1
+}
+
+# med KEY : median over the rounds of R[KEY,ROUND] (empty if any round is missing)
+med() {
+    local r vals=()
+    for r in $(seq "$ROUNDS"); do
+        [ -n "${R[$1,$r]:-}" ] || return 0
+        vals+=("${R[$1,$r]}")
+    done
+    printf '%s\n' "${vals[@]}" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# spread KEY : "min-max" over the rounds
+spread() {
+    local r vals=()
+    for r in $(seq "$ROUNDS"); do vals+=("${R[$1,$r]:-}"); done
+    printf '%s\n' "${vals[@]}" | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+        END { if (NR > 1) printf "%s-%s", lo, hi }'
+}
 # measure_idle PATH PORT PID... : RSS per idle client connection (last: it fragments the heap).
 measure_idle() {
     local path=$1 port=$2 line p
@@ -252,21 +277,78 @@ R[verify,kbridge]="refused ($(grep -o 'certificate not trusted[^;(]*' "$WORK/kbr
     head -1 | sed 's/ *$//'))"
 
 # --- the paths -------------------------------------------------------------------------------
-say "bench: direct (loadgen --tls -> sink)"
-measure direct "$SINK_PORT" 1
-
-say "bench: HAProxy"
+# Every proxy runs from here on, side by side; each is idle while another is measured.
+say "bench: starting HAProxy, kbridge (1 worker) and kbridge (2 workers)"
 start_haproxy "$CERTS/ca.pem" haproxy
+HAP_PORT=$HA_PORT
 mapfile -t HA_PIDS < <(proc_tree "$HA_PID")
 HA_THREADS=$(grep -s '^Threads:' "/proc/$HA_PID/status" | awk '{print $2}')
-measure haproxy "$HA_PORT" 0 "${HA_PIDS[@]}"
-measure_idle haproxy "$HA_PORT" "${HA_PIDS[@]}"
-stop_pid "$HA_PID"
-
-say "bench: kbridge, 1 worker"
 start_kbridge "$CERTS/ca.pem" kbridge1
-mapfile -t KB_PIDS < <(proc_tree "$KB_PID")
-measure kb1 "$KB_PORT" 0 "${KB_PIDS[@]}"
+KB1_PORT=$KB_PORT
+KB1_PID=$KB_PID
+WORKERS=no
+if "$KB" --check-config -c <(kbridge_cfg /dev/stdout 20000 "$CERTS/ca.pem" "workers = 2") \
+    >"$WORK/kbridge2-probe.log" 2>&1; then
+    WORKERS=yes
+    KB2_ADMIN=$("$LG" freeport -n 1)
+    start_kbridge "$CERTS/ca.pem" kbridge2 "workers = 2
+admin_listen = 127.0.0.1:$KB2_ADMIN"
+    KB2_PORT=$KB_PORT
+    KB2_PID=$KB_PID
+else
+    why=$(grep -m1 workers "$WORK/kbridge2-probe.log" | sed 's/^.*: line/line/')
+    say "  kbridge rejects 'workers = 2' ($why)"
+    NOTES+=("kbridge 2 workers: n/a: \`kbridge --check-config\` rejects \`workers = 2\` ($why).")
+fi
+PATHS=(direct haproxy kb1)
+[ "$WORKERS" = yes ] && PATHS+=(kb2)
+path_port() {
+    case $1 in direct) echo "$SINK_PORT" ;; haproxy) echo "$HAP_PORT" ;;
+        kb1) echo "$KB1_PORT" ;; kb2) echo "$KB2_PORT" ;; esac
+}
+path_pids() {
+    case $1 in haproxy) printf '%s\n' "${HA_PIDS[@]}" ;; kb1) echo "$KB1_PID" ;;
+        kb2) echo "$KB2_PID" ;; esac
+}
+path_tls() { [ "$1" = direct ] && echo 1 || echo 0; }
+# worker_split : "a / b" client connections accepted by kbridge 2 workers' loops so far
+worker_split() {
+    curl -s -m 5 "http://127.0.0.1:$KB2_ADMIN/metrics" 2>/dev/null |
+        sed -n 's/^kbridge_worker_client_connections_total{worker="\([0-9]*\)"} \([0-9]*\)$/\2/p' |
+        paste -sd/ - | sed 's|/| / |g'
+}
+
+for round in $(seq "$ROUNDS"); do
+    say "bench: round $round of $ROUNDS"
+    for size in 1024 1048576; do
+        for path in "${PATHS[@]}"; do
+            [ "$path" = kb2 ] && split_before=$(worker_split)
+            mapfile -t pids < <(path_pids "$path")
+            measure_tp "$path" "$(path_port "$path")" "$(path_tls "$path")" "$size" "$round" \
+                "${pids[@]}"
+            if [ "$path" = kb2 ]; then
+                R[kb2,split,$size,$round]="$split_before -> $(worker_split)"
+            fi
+        done
+    done
+    for path in "${PATHS[@]}"; do
+        measure_lat "$path" "$(path_port "$path")" "$(path_tls "$path")" "$round"
+    done
+done
+for path in "${PATHS[@]}"; do
+    for size in 1024 1048576; do
+        for m in mbps cpugb cpuutil rss; do
+            R[$path,$m,$size]=$(med "$path,$m,$size")
+            R[$path,${m}_spread,$size]=$(spread "$path,$m,$size")
+        done
+    done
+    for m in p50 p99; do
+        R[$path,$m]=$(med "$path,$m")
+        R[$path,${m}_spread]=$(spread "$path,$m")
+    done
+done
+KB_PORT=$KB1_PORT
+KB_PID=$KB1_PID
 
 # --- profile (kbridge 1 worker, still running; before the idle test fragments its heap) ------
 PERF_MODE=none
@@ -333,8 +415,15 @@ if [ "$PERF_MODE" = perf ]; then
     profile_perf 1024
     profile_perf 1048576
 fi
-measure_idle kb1 "$KB_PORT" "${KB_PIDS[@]}"
-stop_pid "$KB_PID"
+# --- idle connections, one proxy at a time (each fragments its proxy's heap) ------------------
+measure_idle haproxy "$HAP_PORT" "${HA_PIDS[@]}"
+stop_pid "$HA_PID"
+measure_idle kb1 "$KB1_PORT" "$KB1_PID"
+stop_pid "$KB1_PID"
+if [ "$WORKERS" = yes ]; then
+    measure_idle kb2 "$KB2_PORT" "$KB2_PID"
+    stop_pid "$KB2_PID"
+fi
 
 if [ "$PERF_MODE" = callgrind ]; then
     # valgrind slows kbridge ~50x: a short run, throughput numbers meaningless.
@@ -352,37 +441,6 @@ if [ "$PERF_MODE" = callgrind ]; then
     done
 fi
 
-say "bench: kbridge, 2 workers"
-WORKERS=no
-for where in global cluster; do
-    if [ $where = global ]; then
-        kbridge_cfg "$WORK/kbridge2-probe.ini" 20000 "$CERTS/ca.pem" "workers = 2"
-    else
-        kbridge_cfg "$WORK/kbridge2-probe.ini" 20000 "$CERTS/ca.pem" "" "workers = 2"
-    fi
-    if "$KB" --check-config -c "$WORK/kbridge2-probe.ini" >"$WORK/kbridge2-probe-$where.log" 2>&1
-    then
-        WORKERS=$where
-        break
-    fi
-done
-if [ "$WORKERS" = no ]; then
-    why=$(grep -m1 workers "$WORK/kbridge2-probe-global.log" | sed 's/^.*probe.ini:/line /')
-    say "  kbridge rejects 'workers = 2' ($why)"
-    NOTES+=("kbridge 2 workers: n/a (workers not implemented): \`kbridge --check-config\` \
-rejects \`workers = 2\` in [global] ($why) and in the cluster section.")
-else
-    if [ "$WORKERS" = global ]; then
-        start_kbridge "$CERTS/ca.pem" kbridge2 "workers = 2"
-    else
-        start_kbridge "$CERTS/ca.pem" kbridge2 "" "workers = 2"
-    fi
-    sleep 0.5
-    mapfile -t KB_PIDS < <(proc_tree "$KB_PID")
-    measure kb2 "$KB_PORT" 0 "${KB_PIDS[@]}"
-    measure_idle kb2 "$KB_PORT" "${KB_PIDS[@]}"
-    stop_pid "$KB_PID"
-fi
 stop_pid "$SINK_PID"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 T_TOTAL=$(($(date +%s) - T_START))
@@ -396,6 +454,10 @@ cell() {
     if [ "$1" = kb2 ] && [ "$WORKERS" = no ]; then printf 'n/a'; return; fi
     if [ "${R[$errkey]:-0}" != 0 ]; then printf '%s (errors)' "$(v "$key")"; return; fi
     v "$key"
+    case $2 in rss|idle_kib) return ;; esac
+    local sp=${R[$1,${2}_spread${3:+,$3}]:-}
+    [ -n "$sp" ] && printf ' (%s)' "$sp"
+    return 0
 }
 calc() { awk "BEGIN { printf \"%.2f\", $1 }" 2>/dev/null; }
 # target LABEL VALUE OP LIMIT : "met"/"missed"/"n/a"
@@ -412,17 +474,21 @@ ratio() { [ -n "${R[$1]:-}" ] && [ -n "${R[$2]:-}" ] && calc "${R[$1]} / ${R[$2]
     echo
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), total run time ${T_TOTAL} s"
     echo "- Command: \`BENCH_SECS=$SECS BENCH_CONNS=$CONNS BENCH_DEPTH=$DEPTH \
-BENCH_LAT_REQS=$LAT_REQS BENCH_IDLE_CONNS=$IDLE_WANT bash bench/run.sh ${BUILD#"$ROOT"/}\`"
+BENCH_LAT_REQS=$LAT_REQS BENCH_IDLE_CONNS=$IDLE_WANT BENCH_ROUNDS=$ROUNDS bash bench/run.sh \
+${BUILD#"$ROOT"/}\`"
     echo "- Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), \
 Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM"
     echo "- Versions: $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), \
 $(openssl version | awk '{print $1 " " $2}'), libevent $(pkg-config --modversion libevent), \
 kbridge $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" status --porcelain \
 2>/dev/null | grep -q . && echo ' + uncommitted changes') ($("$KB" --version 2>&1 | head -1))"
-    echo "- Load average at start / end: $LOAD_START / $LOAD_END. **Noise warning:** other \
-engineers' test suites were running on this same machine during the run, so every number \
-here is noisy; compare paths within one run only, and rerun on a quiet machine before \
-trusting small differences."
+    echo "- Load average at start / end: $LOAD_START / $LOAD_END$(awk -v l="${LOAD_START%% *}" \
+'BEGIN { if (l > 0.5) printf ". **Noise warning:** something else was using the CPUs when \
+the run began; compare paths within this run only" }')."
+    echo "- This is a small shared VM: the same binary's numbers move by 30-50% between runs \
+minutes apart, far more than between paths. That is why every path is measured $ROUNDS times, \
+interleaved (round 1: every path, round 2: every path, ...), and each cell below is the median \
+with the range of the $ROUNDS runs in brackets; compare paths within this run only."
     echo
     echo "## Setup"
     echo
@@ -439,7 +505,11 @@ ca.pem sni str(localhost) verifyhost localhost\`; default threads (${HA_THREADS:
 here$([ -n "$HAPROXY_NBTHREAD" ] && echo ", nbthread $HAPROXY_NBTHREAD"))."
     echo "- **kbridge 1 worker**: \`bootstrap_servers = localhost:PORT\`, \`tls_ca_file\`, \
 \`tls_verify = full\`, \`log_level = warn\`, \`idle_timeout_ms = 0\`."
-    echo "- **kbridge 2 workers**: the same plus \`workers = 2\`, if kbridge accepts it."
+    echo "- **kbridge 2 workers**: the same plus \`workers = 2\` (and \`admin_listen\`, to read \
+how the kernel spread the connections over the two loops: \
+\`kbridge_worker_client_connections_total\`)."
+    echo "- HAProxy, kbridge 1 worker and kbridge 2 workers run side by side for the whole \
+run; each is idle while another path is measured."
     echo "- Verification check: HAProxy pointed at the wrong CA: ${R[verify,haproxy]}; kbridge \
 pointed at the wrong CA: ${R[verify,kbridge]}."
     echo "- Throughput: $CONNS connections x $DEPTH requests in flight, ${WARMUP} s warm-up, \
@@ -482,9 +552,19 @@ $(cell $p p50) | $(cell $p p99) | $idle |"
     echo
     echo "Proxy CPU utilisation during the throughput runs (CPU-seconds per second; 1.0 = one \
 core): HAProxy $(v haproxy,cpuutil,1024) / $(v haproxy,cpuutil,1048576), kbridge 1 worker \
-$(v kb1,cpuutil,1024) / $(v kb1,cpuutil,1048576) (1 KiB / 1 MiB). With $(nproc) CPUs shared by \
-the load generator, the proxy and the sink, the paths are CPU-bound on the machine, not on the \
-proxy alone: CPU s/GB is the fairer efficiency number."
+$(v kb1,cpuutil,1024) / $(v kb1,cpuutil,1048576), kbridge 2 workers $(v kb2,cpuutil,1024) / \
+$(v kb2,cpuutil,1048576) (1 KiB / 1 MiB). With $(nproc) CPUs shared by the load generator, the \
+proxy and the sink, the paths are CPU-bound on the machine, not on the proxy alone: CPU s/GB is \
+the fairer efficiency number, and the direct path's throughput is the ceiling of any proxied \
+path here (the proxy's CPU comes out of the same $(nproc) cores)."
+    if [ "$WORKERS" = yes ]; then
+        echo
+        echo "Client connections accepted by kbridge 2 workers' loops (worker 0 / worker 1, \
+cumulative, before -> after each run; the kernel hashes each new connection to one loop): \
+$(for size in 1024 1048576; do for r in $(seq "$ROUNDS"); do
+            printf '%s round %s: %s; ' "$([ $size = 1024 ] && echo "1 KiB" || echo "1 MiB")" \
+                "$r" "${R[kb2,split,$size,$r]:-?}"; done; done | sed 's/; $//')."
+    fi
     echo
     echo "## Targets (ratios vs HAProxy in this run)"
     echo
@@ -509,7 +589,9 @@ $(v haproxy,mbps,$size) MB/s) | $(verdict "$r" '>=' 1.0) |"
 | n/a |"
         else
             r=$(ratio kb2,mbps,$size haproxy,mbps,$size)
-            echo "| throughput 2 workers >= 1.3x HAProxy ($sz) | ${r:-?}x | \
+            ceil=$(ratio direct,mbps,$size haproxy,mbps,$size)
+            echo "| throughput 2 workers >= 1.3x HAProxy ($sz) | ${r:-?}x ($(v kb2,mbps,$size) \
+vs $(v haproxy,mbps,$size) MB/s; the direct path, with no proxy at all, reached ${ceil:-?}x) | \
 $(verdict "$r" '>=' 1.3) |"
         fi
     done
@@ -531,9 +613,10 @@ $(v kb1,idle_kib) KiB (HAProxy: $(v haproxy,idle_kib) KiB) | $(verdict "${R[kb1,
     echo "For reference, HAProxy's added p99 over direct: $(
         [ -n "${R[haproxy,p99]:-}" ] && [ -n "${R[direct,p99]:-}" ] &&
             calc "${R[haproxy,p99]} - ${R[direct,p99]}") µs; idle connections were opened in \
-$(v haproxy,idle_secs) s through HAProxy and $(v kb1,idle_secs) s through kbridge (each one a \
-full TLS handshake to the sink, unless the proxy resumes sessions). RSS 1 s after the idle \
-connections were closed: HAProxy $(v haproxy,idle_closed) KiB, kbridge $(v kb1,idle_closed) KiB."
+$(v haproxy,idle_secs) s through HAProxy, $(v kb1,idle_secs) s through kbridge 1 worker and \
+$(v kb2,idle_secs) s through kbridge 2 workers (each is a TLS handshake to the sink; both \
+proxies resume TLS sessions). RSS 1 s after the idle connections were closed: HAProxy \
+$(v haproxy,idle_closed) KiB, kbridge $(v kb1,idle_closed) KiB."
     if [ ${#NOTES[@]} -gt 0 ]; then
         echo
         echo "## Notes"
@@ -551,8 +634,8 @@ if [ "$PERF_MODE" = perf ]; then
         echo "# kbridge profile under throughput load"
         echo
         echo "Generated by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') (same run as \
-RESULTS.md; same noise warning). kbridge 1 worker, plaintext loadgen ($CONNS connections x \
-$DEPTH in flight) -> kbridge -> TLS sink."
+RESULTS.md). kbridge 1 worker, plaintext loadgen ($CONNS connections x $DEPTH in flight) -> \
+kbridge -> TLS sink."
         echo
         echo "Command: \`perf record -e cpu-clock -F 1999 -g -p KBRIDGE_PID -- sleep \
 $PROFILE_SECS\` while the load runs, then \`perf report --no-children -F overhead,sym,dso -g none\`. \
