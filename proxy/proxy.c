@@ -399,10 +399,10 @@ proxy_run(struct kb_proxy *p)
                  p->n_clusters == 1 ? "" : "s", p->conf->workers, p->conf->workers == 1 ? "" : "s");
     }
     if (event_base_dispatch(p->base) < 0) {
-        log_error("event loop failed");
+        log_error("event loop failed%s", proxy_worker_str(p));
         return 1;
     }
-    return 0;
+    return p->failed ? 1 : 0;
 }
 
 static void

@@ -48,6 +48,7 @@ struct kb_proxy {
     struct event *sig_hup;           /* SIGHUP: reload (leader only) */
     struct event *drain_timer;       /* bounds the drain; NULL unless draining */
     bool draining;                   /* a stop signal arrived: accept nothing new */
+    bool failed;                     /* a worker's loop ended on its own: exit 1 */
 };
 
 /*

@@ -147,6 +147,7 @@ workers_on_done(evutil_socket_t fd, short what, void *arg)
     }
     if (!ws->leader->draining && ws->running < ws->n) {
         log_error("a worker's event loop ended unexpectedly; stopping");
+        ws->leader->failed = true;
         proxy_stop_now(ws->leader);
         return;
     }
