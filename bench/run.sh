@@ -392,21 +392,23 @@ perf_dso() { # perf_dso SIZE : markdown rows
         2>/dev/null | grep -E '^ +[0-9.]+%' | head -8 |
         awk '{pct=$1; $1=""; sub(/^ +/, ""); sub(/ +$/, ""); printf "| %s | %s |\n", $0, pct}'
 }
-# strace_summary SIZE : markdown rows "| syscall | calls | per MiB |", per MiB of TLS output
+# strace_summary SIZE : markdown rows "| syscall | calls | per MiB |", per MiB written (write and
+# writev: TLS records to the sink, and the small responses to the client)
 strace_summary() {
     [ -s "$WORK/strace-$1.txt" ] || return 0
     awk '
         $2 ~ /^[a-z_0-9]+\(/ {
             name = $2; sub(/\(.*/, "", name); n[name]++
-            if (name == "write" && $(NF - 1) == "=" && $NF ~ /^[0-9]+$/) tls += $NF }
+            if ((name == "write" || name == "writev") && $(NF - 1) == "=" && $NF ~ /^[0-9]+$/)
+                tls += $NF }
         END { for (k in n) printf "| `%s` | %d | %.1f |\n", k, n[k],
                   tls ? n[k] / (tls / 1048576) : 0 }' "$WORK/strace-$1.txt" |
         sort -t'|' -k3 -rn
 }
-# write_sizes SIZE : the most frequent write() sizes (TLS records to the broker, on the wire)
+# write_sizes SIZE : the most frequent write()/writev() sizes (bytes per system call)
 write_sizes() {
     [ -s "$WORK/strace-$1.txt" ] || return 0
-    awk '$2 ~ /^write\(/ && $(NF - 1) == "=" && $NF ~ /^[0-9]+$/ { c[$NF]++ }
+    awk '$2 ~ /^writev?\(/ && $(NF - 1) == "=" && $NF ~ /^[0-9]+$/ { c[$NF]++ }
         END { for (k in c) printf "%d %s\n", c[k], k }' "$WORK/strace-$1.txt" |
         sort -rn | head -4 | awk '{printf "%s%s bytes x %s", (NR > 1 ? ", " : ""), $2, $1}'
 }
@@ -663,15 +665,17 @@ so the percentages are of on-CPU time of the kbridge process, kernel included."
             if [ -s "$WORK/strace-$size.txt" ]; then
                 echo
                 echo "System calls in 1 s of the same load under \`strace -f\` (strace slows \
-kbridge down, so look at the ratios, not the rates); per MiB = calls per MiB written to the \
-TLS sockets:"
+kbridge down, so look at the ratios, not the rates); per MiB = calls per MiB written \
+(\`write\`/\`writev\`: TLS records to the sink plus responses to the client). \`ioctl\` is \
+libevent's FIONREAD before each of its own reads."
                 echo
                 echo "| syscall | calls | per MiB |"
                 echo "|---|---:|---:|"
                 strace_summary $size
                 echo
-                echo "Most frequent \`write()\` sizes (TLS records to the sink, header and tag \
-included; a full record is 16406 bytes): $(write_sizes $size)."
+                echo "Most frequent \`write()\`/\`writev()\` sizes (bytes per call; one writev \
+carries every TLS record made in one loop turn, a full record being 16406 bytes on the wire): \
+$(write_sizes $size)."
             fi
         done
     } >"$PROFILE_OUT"
