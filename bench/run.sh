@@ -508,7 +508,7 @@ here$([ -n "$HAPROXY_NBTHREAD" ] && echo ", nbthread $HAPROXY_NBTHREAD"))."
     echo "- **kbridge 1 worker**: \`bootstrap_servers = localhost:PORT\`, \`tls_ca_file\`, \
 \`tls_verify = full\`, \`log_level = warn\`, \`idle_timeout_ms = 0\`."
     echo "- **kbridge 2 workers**: the same plus \`workers = 2\` (and \`admin_listen\`, to read \
-how the kernel spread the connections over the two loops: \
+how the connections were spread over the two loops: \
 \`kbridge_worker_client_connections_total\`)."
     echo "- HAProxy, kbridge 1 worker and kbridge 2 workers run side by side for the whole \
 run; each is idle while another path is measured."
@@ -561,8 +561,9 @@ the fairer efficiency number, and the direct path's throughput is the ceiling of
 path here (the proxy's CPU comes out of the same $(nproc) cores)."
     if [ "$WORKERS" = yes ]; then
         echo
-        echo "Client connections accepted by kbridge 2 workers' loops (worker 0 / worker 1, \
-cumulative, before -> after each run; the kernel hashes each new connection to one loop): \
+        echo "Client connections served by kbridge 2 workers' loops (worker 0 / worker 1, \
+cumulative, before -> after each run; the kernel hashes each new connection to a loop, and a \
+loop with more open connections than the other hands it over): \
 $(for size in 1024 1048576; do for r in $(seq "$ROUNDS"); do
             printf '%s round %s: %s; ' "$([ $size = 1024 ] && echo "1 KiB" || echo "1 MiB")" \
                 "$r" "${R[kb2,split,$size,$r]:-?}"; done; done | sed 's/; $//')."

@@ -121,6 +121,9 @@ bridge_free(struct bridge *br)
     }
     p->n_bridges--;
     br->cl->metrics->clients_active--;
+    if (p->worker_id < KB_METRICS_WORKERS) {
+        p->registry->worker_active[p->worker_id]--;
+    }
     cluster_unref(br->cl);
     free(br);
 }
@@ -807,6 +810,7 @@ bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr *pee
     cl->metrics->clients_total++;
     if (cl->proxy->worker_id < KB_METRICS_WORKERS) {
         cl->proxy->registry->worker_clients[cl->proxy->worker_id]++;
+        cl->proxy->registry->worker_active[cl->proxy->worker_id]++;
     }
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -21,6 +21,7 @@
 #include "proxy/log.h"
 #include "proxy/cluster.h"
 #include "proxy/proxy.h"
+#include "proxy/worker.h"
 
 struct listener {
     struct kb_cluster *cl;        /* owner */
@@ -140,6 +141,10 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
     struct listener *l = arg;
 
     (void)lev;
+    if (workers_handoff(l->cl->proxy->peers, l->cl->proxy, l->cl, fd, sa, (socklen_t)salen,
+                        l->node_id)) {
+        return; /* another loop has fewer connections: it serves this one */
+    }
     bridge_new(l->cl, fd, sa, (socklen_t)salen, l->node_id);
 }
 

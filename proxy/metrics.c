@@ -376,10 +376,16 @@ metrics_render_locked(struct kb_registry *r, struct evbuffer *out)
         render_hist(out, "kbridge_request_seconds", m->cluster, &m->request_latency);
     }
     help(out, "kbridge_worker_client_connections_total", "counter",
-         "Client connections accepted, by worker (event loop thread; workers = N).");
+         "Client connections served, by worker (event loop thread; workers = N).");
     for (i = 0; i < (size_t)r->n_workers && i < KB_METRICS_WORKERS; i++) {
         evbuffer_add_printf(out, "kbridge_worker_client_connections_total{worker=\"%zu\"} %llu\n",
                             i, (unsigned long long)r->worker_clients[i]);
+    }
+    help(out, "kbridge_worker_client_connections_active", "gauge",
+         "Client connections open now, by worker (new ones go to the worker with the fewest).");
+    for (i = 0; i < (size_t)r->n_workers && i < KB_METRICS_WORKERS; i++) {
+        evbuffer_add_printf(out, "kbridge_worker_client_connections_active{worker=\"%zu\"} %lld\n",
+                            i, (long long)r->worker_active[i]);
     }
 }
 

@@ -88,6 +88,7 @@ struct kb_registry {
     double started;              /* monotonic start time */
     int n_workers;               /* event loops (workers = N) */
     kb_counter worker_clients[KB_METRICS_WORKERS]; /* clients accepted, by worker */
+    kb_gauge worker_active[KB_METRICS_WORKERS];    /* client connections open, by worker */
     kb_counter next_conn_id; /* connection ids for log lines, unique across workers */
 };
 

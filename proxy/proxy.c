@@ -35,8 +35,8 @@ proxy_worker_str(const struct kb_proxy *p)
     return buf;
 }
 
-static struct kb_cluster *
-proxy_find_cluster(struct kb_proxy *p, const char *name)
+struct kb_cluster *
+proxy_cluster(struct kb_proxy *p, const char *name)
 {
     size_t i;
 
@@ -91,7 +91,7 @@ proxy_apply(struct kb_proxy *p, struct kb_conf *conf, bool starting, char *err, 
     }
     for (i = 0; i < conf->n_clusters; i++) {
         const struct kb_cluster_conf *cc = &conf->clusters[i];
-        fresh[i] = cluster_new(p, conf, cc, proxy_find_cluster(p, cc->name), err, errlen);
+        fresh[i] = cluster_new(p, conf, cc, proxy_cluster(p, cc->name), err, errlen);
         if (!fresh[i]) {
             while (i-- > 0) {
                 cluster_unref(fresh[i]);
@@ -103,7 +103,7 @@ proxy_apply(struct kb_proxy *p, struct kb_conf *conf, bool starting, char *err, 
     /* Past this point nothing can fail as a whole: swap. */
     proxy_stop_probes(p);
     for (i = 0; i < conf->n_clusters; i++) {
-        cluster_takeover(fresh[i], proxy_find_cluster(p, fresh[i]->cc->name));
+        cluster_takeover(fresh[i], proxy_cluster(p, fresh[i]->cc->name));
     }
     for (i = 0; i < p->n_clusters; i++) {
         cluster_retire(p->clusters[i]);

@@ -40,6 +40,7 @@ struct kb_proxy {
     int worker_id;                   /* 0: the leader (signals, admin, probes); else 1..N-1 */
     bool reuseport;                  /* workers > 1: listeners share their ports (SO_REUSEPORT) */
     struct workers *workers;         /* leader with workers > 1: the other loops; else NULL */
+    struct workers *peers;           /* workers > 1: every loop's inbox (not owned); else NULL */
     struct admin *admin;             /* admin HTTP endpoint, NULL when off (leader only) */
     struct probe **probes;           /* one readiness probe per live cluster: every worker
                                         probes, so each opens its broker listeners early */
@@ -63,6 +64,9 @@ struct kb_proxy *proxy_new(const char *path, struct kb_conf *conf, char *err, si
  * clusters, listening on the same ports; no admin, signals or probes. NULL with err.
  */
 struct kb_proxy *proxy_new_worker(struct kb_proxy *leader, int id, char *err, size_t errlen);
+
+/* The live cluster of section name, or NULL. */
+struct kb_cluster *proxy_cluster(struct kb_proxy *p, const char *name);
 
 /* Runs the loop until stopped and drained. Returns the process exit code. */
 int proxy_run(struct kb_proxy *p);

@@ -11,7 +11,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
+#include <event2/util.h>
+
+struct kb_cluster;
 struct kb_conf;
 struct kb_proxy;
 struct workers;
@@ -37,6 +42,17 @@ void workers_stop(struct workers *w);
  * end and calls proxy_bridge_closed(), so a drain finishes once all loops are done. NULL: 0.
  */
 size_t workers_running(const struct workers *w);
+
+/*
+ * Balancing: called by loop `from` with a client it just accepted on a listener of cl for
+ * node_id. SO_REUSEPORT hashes each new connection to a loop, so a few long-lived Kafka
+ * connections often land in one; when another loop has fewer open client connections, the
+ * client goes to the loop with the fewest (it owns fd from then on) and this returns true.
+ * false: serve it here (no other loop has fewer, draining, or out of memory).
+ */
+bool workers_handoff(struct workers *ws, struct kb_proxy *from, struct kb_cluster *cl,
+                     evutil_socket_t fd, const struct sockaddr *peer, socklen_t peerlen,
+                     int32_t node_id);
 
 /* Stops what still runs, waits for every thread and frees them. NULL is fine. */
 void workers_free(struct workers *w);

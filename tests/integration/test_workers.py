@@ -93,6 +93,43 @@ def test_workers_spread_connections_and_every_loop_serves(kbmock, kbridge, ports
     assert len(ids) == len(set(ids)), "a connection id was used twice"
 
 
+def active_per_worker(admin, n=2):
+    m = metrics(admin)
+    return [m.get(f'kbridge_worker_client_connections_active{{worker="{w}"}}', 0)
+            for w in range(n)]
+
+
+def test_new_connections_go_to_the_loop_with_the_fewest(kbmock, kbridge, ports, certs):
+    """SO_REUSEPORT hashes each connection to a loop; with a handful of long-lived Kafka
+    connections that is often all in one loop. A loop that accepts a client while another has
+    fewer hands it over, so the loops stay within one connection of each other."""
+    mock = kbmock(mode="msk", topics=["orders:6"])
+    p = ports()
+    admin = f"127.0.0.1:{free_port()}"
+    kbridge(workers_ini(mock, p, certs, admin, workers=2))
+    wait_ready(admin)
+    socks = []
+    for i in range(10):
+        socks.append(api_versions(p.listen, 700 + i))  # answered: served by its loop now
+        active = active_per_worker(admin)
+        assert sum(active) == i + 1 and max(active) - min(active) <= 1, (i, active)
+    assert active_per_worker(admin) == [5, 5]
+    # Broker ports too, and the connections still work after being handed over.
+    more = [api_versions(p.node(node), 800 + node) for node in mock.brokers for _ in range(2)]
+    assert active_per_worker(admin) == [8, 8]
+    for s in socks[:6] + more:
+        s.close()
+    deadline = time.monotonic() + 10
+    while sum(active_per_worker(admin)) != 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sum(active_per_worker(admin)) == 4
+    # kcat through the balanced loops: bootstrap and broker connections, real traffic.
+    sent, got = roundtrip(f"127.0.0.1:{p.listen}")
+    check_roundtrip(sent, got)
+    for s in socks[6:]:
+        s.close()
+
+
 def test_second_kbridge_cannot_share_our_ports(kbmock, kbridge, ports, certs, build_dir, tmp_path):
     """SO_REUSEPORT lets any process of the same user join a port group; kbridge checks first."""
     mock = kbmock(mode="msk", topics=["orders:1"])
