@@ -54,8 +54,7 @@ listener_port_find(const struct sockaddr_storage *ss, socklen_t len)
     size_t i;
 
     for (i = 0; i < n_listener_ports; i++) {
-        if (listener_ports[i].refs > 0 && listener_ports[i].addrlen == len &&
-            memcmp(&listener_ports[i].addr, ss, len) == 0) {
+        if (listener_ports[i].addrlen == len && memcmp(&listener_ports[i].addr, ss, len) == 0) {
             return &listener_ports[i];
         }
     }

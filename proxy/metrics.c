@@ -72,7 +72,6 @@ void
 metrics_registry_free(struct kb_registry *r)
 {
     struct kb_metrics *m, *next;
-
     size_t i;
 
     for (m = r->clusters; m; m = next) {

@@ -94,15 +94,24 @@ worker_close_pipe(int fds[2])
     fds[0] = fds[1] = -1;
 }
 
-/* Sends one command byte; the pipe holds 64 KiB of them, far more than can ever be pending. */
-static void
-worker_send(struct worker *w, char cmd)
+/* Writes one byte to a pipe: 1, or what write() returned. */
+static ssize_t
+worker_write_byte(int fd, char c)
 {
     ssize_t n;
 
     do {
-        n = write(w->cmd[1], &cmd, 1);
+        n = write(fd, &c, 1);
     } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Sends one command byte; the pipe holds 64 KiB of them, far more than can ever be pending. */
+static void
+worker_send(struct worker *w, char cmd)
+{
+    ssize_t n = worker_write_byte(w->cmd[1], cmd);
+
     if (n != 1) {
         log_error("worker %d: cannot send it a command: %s", w->id,
                   n < 0 ? strerror(errno) : "short write");
@@ -253,13 +262,9 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
-    char id = (char)w->id;
-    ssize_t n;
 
     proxy_run(w->p);
-    do {
-        n = write(w->set->done[1], &id, 1);
-    } while (n < 0 && errno == EINTR);
+    worker_write_byte(w->set->done[1], (char)w->id);
     return NULL;
 }
 
@@ -423,32 +428,33 @@ workers_reload(struct workers *ws, struct kb_conf *conf)
     }
 }
 
-void
-workers_drain(struct workers *ws)
+/* Ends hand-overs and sends cmd to every worker thread still running. */
+static void
+workers_tell_all(struct workers *ws, char cmd)
 {
     size_t i;
 
-    if (ws) {
-        atomic_store(&ws->closing, true);
+    if (!ws) {
+        return;
     }
-    for (i = 0; ws && i < ws->n; i++) {
-        worker_send(&ws->w[i], WORKER_CMD_DRAIN);
+    atomic_store(&ws->closing, true);
+    for (i = 0; ws->w && i < ws->n; i++) {
+        if (ws->w[i].started && !ws->w[i].ended) {
+            worker_send(&ws->w[i], cmd);
+        }
     }
+}
+
+void
+workers_drain(struct workers *ws)
+{
+    workers_tell_all(ws, WORKER_CMD_DRAIN);
 }
 
 void
 workers_stop(struct workers *ws)
 {
-    size_t i;
-
-    if (ws) {
-        atomic_store(&ws->closing, true);
-    }
-    for (i = 0; ws && i < ws->n; i++) {
-        if (ws->w[i].started && !ws->w[i].ended) {
-            worker_send(&ws->w[i], WORKER_CMD_STOP);
-        }
-    }
+    workers_tell_all(ws, WORKER_CMD_STOP);
 }
 
 size_t
@@ -465,12 +471,10 @@ workers_free(struct workers *ws)
     if (!ws) {
         return;
     }
+    workers_stop(ws);
     for (i = 0; ws->w && i < ws->n; i++) {
         struct worker *w = &ws->w[i];
         if (w->started) {
-            if (!w->ended) {
-                worker_send(w, WORKER_CMD_STOP);
-            }
             pthread_join(w->thread, NULL);
         }
         /* The thread has ended (or never ran): its proxy is ours to free now. */

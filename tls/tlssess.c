@@ -110,23 +110,25 @@ tlssess_on_new(SSL *ssl, SSL_SESSION *sess)
     }
     pthread_mutex_lock(&c->lock);
     e = tlssess_find(c, key);
-    if (!e && c->n < TLSSESS_MAX && (copy = strdup(key)) != NULL) {
-        e = &c->entry[c->n++];
-        e->key = copy;
-        e->sess = NULL;
-    } else if (!e) {
-        for (e = &c->entry[0], i = 1; i < c->n; i++) {
-            if (c->entry[i].used < e->used) {
-                e = &c->entry[i];
-            }
-        }
-        if (c->n == 0 || !(copy = strdup(key))) {
+    if (!e) {
+        if (!(copy = strdup(key))) {
             pthread_mutex_unlock(&c->lock);
             SSL_SESSION_free(sess);
             return 0;
         }
-        free(e->key);
+        if (c->n < TLSSESS_MAX) {
+            e = &c->entry[c->n++];
+        } else { /* full: the least recently stored broker makes room */
+            for (e = &c->entry[0], i = 1; i < c->n; i++) {
+                if (c->entry[i].used < e->used) {
+                    e = &c->entry[i];
+                }
+            }
+            free(e->key);
+            SSL_SESSION_free(e->sess);
+        }
         e->key = copy;
+        e->sess = NULL;
     }
     SSL_SESSION_free(e->sess);
     e->sess = sess; /* our copy */
