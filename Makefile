@@ -18,7 +18,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 KP_SRC  := $(sort $(wildcard kafka_protocol/*.c))
 KP_OBJ  := $(KP_SRC:%.c=$(BUILD)/%.o)
-KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c tls/*.c conf/*.c)))
+KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c tls/*.c conf/*.c auth/*.c)))
 KB_OBJ  := $(KB_SRC:%.c=$(BUILD)/%.o)
 KB_INC  := -I. -Ikafka_protocol
 
@@ -40,7 +40,7 @@ $(BUILD)/libkp.a: $(KP_OBJ)
 	ar rcs $@ $^
 
 # --- daemon --------------------------------------------------------------------------------
-HDRS := $(wildcard proxy/*.h tls/*.h conf/*.h kafka_protocol/*.h)
+HDRS := $(wildcard proxy/*.h tls/*.h conf/*.h auth/*.h kafka_protocol/*.h)
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -c $< -o $@
@@ -54,8 +54,9 @@ $(BUILD)/kbridge: $(BUILD)/proxy/main.o $(BUILD)/libkb.a $(BUILD)/libkp.a
 
 # --- tests -----------------------------------------------------------------------------------
 # Each unit test links only what it tests: test_kp_* the codec, test_conf* conf/, test_tls*
-# tls/ + conf/, anything else the whole daemon library.
+# tls/ + conf/, test_b64 auth/, anything else the whole daemon library.
 CONF_OBJ := $(filter $(BUILD)/conf/%,$(KB_OBJ))
+AUTH_OBJ := $(filter $(BUILD)/auth/%,$(KB_OBJ))
 TLS_OBJ  := $(filter $(BUILD)/tls/%,$(KB_OBJ))
 $(BUILD)/tests/test_kp_%: tests/unit/test_kp_%.c tests/test.h $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
@@ -63,6 +64,9 @@ $(BUILD)/tests/test_kp_%: tests/unit/test_kp_%.c tests/test.h $(BUILD)/libkp.a
 $(BUILD)/tests/test_conf: tests/unit/test_conf.c tests/test.h $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(CONF_OBJ) $(LDFLAGS_ALL) $(PKG_LIBS)
+$(BUILD)/tests/test_b64: tests/unit/test_b64.c tests/test.h $(AUTH_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL)
 $(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \
@@ -184,7 +188,7 @@ deploy-test: $(BUILD)/kbridge
 check-headers:
 	@set -e; for h in kafka_protocol/*.h; do echo "#include \"$$h\"" | \
 	    $(CC) $(CSTD) $(WARN) -Ikafka_protocol -I. -x c -fsyntax-only -; done; \
-	for h in proxy/*.h tls/*.h conf/*.h; do echo "#include \"$$h\"" | \
+	for h in proxy/*.h tls/*.h conf/*.h auth/*.h; do echo "#include \"$$h\"" | \
 	    $(CC) $(CSTD) $(WARN) $(KB_INC) $(PKG_CFLAGS) -x c -fsyntax-only -; done; echo headers ok
 
 format:
