@@ -29,6 +29,32 @@ kp_frame_size(const uint8_t *buf, size_t len, size_t max_frame, size_t *size)
 }
 
 enum kp_status
+kp_frame_response_peek(const uint8_t *buf, size_t len, size_t max_frame, size_t *size,
+                       int32_t *correlation_id)
+{
+    struct kp_reader r;
+    enum kp_status st;
+    int32_t cid;
+
+    if (len < KP_RESPONSE_PEEK) {
+        return KP_INCOMPLETE;
+    }
+    st = kp_frame_size(buf, len, max_frame, size);
+    if (st != KP_OK) {
+        return st;
+    }
+    if (*size < 4) {
+        return KP_MALFORMED;
+    }
+    kp_reader_init(&r, buf + KP_FRAME_PREFIX, len - KP_FRAME_PREFIX);
+    if (kp_reader_i32(&r, &cid) != KP_OK) {
+        return KP_INCOMPLETE;
+    }
+    *correlation_id = cid;
+    return KP_OK;
+}
+
+enum kp_status
 kp_request_header_decode(const uint8_t *body, size_t len, struct kp_request_header *hdr)
 {
     struct kp_reader r;

@@ -20,6 +20,18 @@
  */
 enum kp_status kp_frame_size(const uint8_t *buf, size_t len, size_t max_frame, size_t *size);
 
+#define KP_RESPONSE_PEEK 8 /* the size prefix and the correlation id every response starts with */
+
+/*
+ * Reads the start of a response frame at buf: the size prefix and the correlation id that
+ * begins every response header (v0 and v1). On KP_OK *size is the body length after the prefix
+ * (4 <= *size <= max_frame) and *correlation_id the id. KP_INCOMPLETE: len < KP_RESPONSE_PEEK.
+ * KP_MALFORMED: a negative size, or one too small to hold a correlation id. KP_TOO_LARGE: size
+ * above max_frame. The one place that reads where a response starts (bridge, probe, doctor).
+ */
+enum kp_status kp_frame_response_peek(const uint8_t *buf, size_t len, size_t max_frame,
+                                      size_t *size, int32_t *correlation_id);
+
 /* A decoded request header. client_id points into the caller's buffer (a view). */
 struct kp_request_header {
     int16_t api_key;          /* request api key */

@@ -60,9 +60,11 @@ admin_readyz(struct admin *a, struct evhttp_request *req, struct evbuffer *body)
 
     evbuffer_add_printf(body, "{\"clusters\":[");
     for (i = 0; i < p->n_clusters; i++) {
-        struct kb_metrics *m = p->clusters[i]->metrics;
+        const struct kb_cluster *cl = p->clusters[i];
+        struct kb_metrics *m = cl->metrics;
         double last_ready = m->last_ready;
-        bool ok = last_ready > 0 && now - last_ready <= 3 * KB_PROBE_INTERVAL;
+        bool listening = cl->bootstrap != NULL;
+        bool ok = listening && last_ready > 0 && now - last_ready <= 3 * KB_PROBE_INTERVAL;
         char last_error[sizeof(m->last_error)];
         ready = ready && ok;
         evbuffer_add_printf(body, "%s{\"name\":", i ? "," : "");
@@ -71,7 +73,11 @@ admin_readyz(struct admin *a, struct evhttp_request *req, struct evbuffer *body)
         if (last_ready > 0) {
             evbuffer_add_printf(body, ",\"last_ok_seconds_ago\":%.1f", now - last_ready);
         }
-        if (!ok) {
+        if (!listening) {
+            evbuffer_add_printf(body, ",\"reason\":");
+            admin_json_str(body, cl->listen_error[0] ? cl->listen_error
+                                                     : "the bootstrap listener is not open");
+        } else if (!ok) {
             metrics_get_error(m, last_error, sizeof(last_error));
             evbuffer_add_printf(body, ",\"reason\":");
             admin_json_str(body, last_error[0]    ? last_error

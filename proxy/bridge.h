@@ -6,6 +6,7 @@
 #ifndef KB_PROXY_BRIDGE_H
 #define KB_PROXY_BRIDGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -23,6 +24,12 @@ void bridge_new(struct kb_cluster *cl, evutil_socket_t fd, const struct sockaddr
 
 /* Closes and frees br without a log line (process shutdown). */
 void bridge_free(struct bridge *br);
+
+/*
+ * True when br should send no more requests: its cluster was retired or now names other brokers
+ * than br's settings do (cluster_is_stale_for). A reload drains such bridges.
+ */
+bool bridge_is_stale(const struct bridge *br);
 
 /* The next bridge in the proxy's list. */
 struct bridge *bridge_next(const struct bridge *br);

@@ -9,24 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/cluster.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
-#include "proxy/cluster.h"
-#include "proxy/proxy.h"
+#include "proxy/settings.h"
 
 struct broker_slot {
     bool known;                  /* an address was seen for this node */
     struct kb_hostport upstream; /* the address the broker advertises */
-    struct listener *listener;   /* serves the node to clients; NULL until first seen */
+    struct listener *listener;   /* serves the node to clients; NULL until opened */
 };
 
 struct brokermap {
-    int refs;                  /* clusters sharing this map */
-    bool retired;              /* listeners closed; open no more */
-    struct kb_cluster *cl;     /* the newest cluster using it (settings, accepts) */
-    struct broker_slot *slots; /* max_node_id + 1 entries, indexed by node id */
-    size_t n_slots;            /* entries in slots */
+    struct kb_cluster *cl;     /* owner: its current settings give the local ports */
+    struct broker_slot *slots; /* n_slots entries, indexed by node id */
+    size_t n_slots;            /* max_node_id + 1 of the settings the map was sized for */
 };
+
+static const struct kb_cluster_conf *
+brokermap_cc(const struct brokermap *m)
+{
+    return m->cl->cur->cc;
+}
 
 struct brokermap *
 brokermap_new(struct kb_cluster *cl)
@@ -36,9 +40,8 @@ brokermap_new(struct kb_cluster *cl)
     if (!m) {
         return NULL;
     }
-    m->refs = 1;
     m->cl = cl;
-    m->n_slots = (size_t)cl->cc->max_node_id + 1;
+    m->n_slots = (size_t)cl->cur->cc->max_node_id + 1;
     m->slots = calloc(m->n_slots, sizeof(*m->slots));
     if (!m->slots) {
         free(m);
@@ -47,7 +50,7 @@ brokermap_new(struct kb_cluster *cl)
     return m;
 }
 
-static void
+void
 brokermap_close_listeners(struct brokermap *m)
 {
     size_t i;
@@ -58,17 +61,10 @@ brokermap_close_listeners(struct brokermap *m)
     }
 }
 
-struct brokermap *
-brokermap_ref(struct brokermap *m)
-{
-    m->refs++;
-    return m;
-}
-
 void
-brokermap_unref(struct brokermap *m)
+brokermap_free(struct brokermap *m)
 {
-    if (!m || --m->refs > 0) {
+    if (!m) {
         return;
     }
     brokermap_close_listeners(m);
@@ -76,35 +72,68 @@ brokermap_unref(struct brokermap *m)
     free(m);
 }
 
-bool
-brokermap_compatible(const struct brokermap *m, const struct kb_cluster_conf *cc)
+void
+brokermap_move(struct brokermap *m)
 {
-    const struct kb_cluster_conf *old = m->cl->cc;
+    size_t n = (size_t)brokermap_cc(m)->max_node_id + 1;
+    struct broker_slot *grown;
 
-    return !m->retired && strcmp(old->listen.host, cc->listen.host) == 0 &&
-           strcmp(old->advertised_host, cc->advertised_host) == 0 &&
-           old->broker_port_base == cc->broker_port_base && old->max_node_id == cc->max_node_id;
+    brokermap_close_listeners(m);
+    if (n == m->n_slots) {
+        return;
+    }
+    grown = realloc(m->slots, n * sizeof(*grown));
+    if (!grown) {
+        /* Keep the old size: nodes above the new max_node_id are refused by brokermap_map. */
+        cllog(KB_LOG_ERROR, m->cl->name, "out of memory resizing the broker map");
+        return;
+    }
+    if (n > m->n_slots) {
+        memset(grown + m->n_slots, 0, (n - m->n_slots) * sizeof(*grown));
+    }
+    m->slots = grown;
+    m->n_slots = n;
 }
 
 void
-brokermap_adopt(struct brokermap *m, struct kb_cluster *cl)
+brokermap_forget(struct brokermap *m)
 {
+    brokermap_close_listeners(m);
+    memset(m->slots, 0, m->n_slots * sizeof(*m->slots));
+    brokermap_move(m); /* and size it for the new settings */
+}
+
+/* Opens node_id's listener; false with the reason in err. */
+static bool
+brokermap_listen(struct brokermap *m, int32_t node_id, char *err, size_t errlen)
+{
+    const struct kb_cluster_conf *cc = brokermap_cc(m);
+    struct broker_slot *s = &m->slots[node_id];
+    char lerr[384];
+
+    if (s->listener || !m->cl->live) {
+        return true;
+    }
+    s->listener = listener_new(m->cl, cc->broker_port_base + node_id, node_id, lerr, sizeof(lerr));
+    if (!s->listener) {
+        snprintf(err, errlen, "broker %d: %s", (int)node_id, lerr);
+        return false;
+    }
+    cllog(KB_LOG_INFO, cc->name, "broker %d served at %s:%d -> %s:%d", (int)node_id,
+          cc->advertised_host, cc->broker_port_base + node_id, s->upstream.host, s->upstream.port);
+    return true;
+}
+
+void
+brokermap_open_listeners(struct brokermap *m)
+{
+    char err[512];
     size_t i;
 
-    m->cl = cl;
     for (i = 0; i < m->n_slots; i++) {
-        if (m->slots[i].listener) {
-            listener_adopt(m->slots[i].listener, cl);
+        if (m->slots[i].known && !brokermap_listen(m, (int32_t)i, err, sizeof(err))) {
+            cllog(KB_LOG_ERROR, m->cl->name, "%s", err);
         }
-    }
-}
-
-void
-brokermap_retire(struct brokermap *m, struct kb_cluster *cl)
-{
-    if (m->cl == cl) {
-        m->retired = true;
-        brokermap_close_listeners(m);
     }
 }
 
@@ -127,11 +156,15 @@ brokermap_learn(struct brokermap *m, struct brokermap_call *call, int32_t node_i
     unsigned char tmp[sizeof(struct in6_addr)];
     char a[KB_HOST_MAX + 16], b[KB_HOST_MAX + 16];
 
-    if (host_len == 0 || host_len >= sizeof(hp.host) || port < 1 || port > 65535) {
+    if (host_len == 0 || host_len >= sizeof(hp.host) || memchr(host, '\0', host_len) || port < 1 ||
+        port > 65535) {
         snprintf(call->err, sizeof(call->err),
                  "broker %d advertises an unusable address (host of %zu bytes, port %d)",
                  (int)node_id, host_len, (int)port);
         return false;
+    }
+    if (!call->learn) {
+        return true;
     }
     memset(&hp, 0, sizeof(hp));
     memcpy(hp.host, host, host_len);
@@ -141,7 +174,7 @@ brokermap_learn(struct brokermap *m, struct brokermap_call *call, int32_t node_i
         return true;
     }
     if (s->known) {
-        cllog(KB_LOG_INFO, m->cl->cc->name, "broker %d moved from %s to %s", (int)node_id,
+        cllog(KB_LOG_INFO, m->cl->name, "broker %d moved from %s to %s", (int)node_id,
               conf_hostport_str(&s->upstream, b, sizeof(b)), conf_hostport_str(&hp, a, sizeof(a)));
     }
     s->upstream = hp;
@@ -155,37 +188,34 @@ brokermap_map(void *arg, int32_t node_id, const char *host, size_t host_len, int
 {
     struct brokermap_call *call = arg;
     struct brokermap *m = call->map;
-    const struct kb_cluster_conf *cc = m->cl->cc;
-    struct broker_slot *s;
-    char err[384];
+    const struct kb_cluster_conf *cc = brokermap_cc(m);
 
     if (node_id < 0) {
-        return false; /* "no node" (e.g. coordinator not available): nothing to reach */
+        if (host_len == 0) {
+            return false; /* "no node" (e.g. coordinator not available): nothing to reach */
+        }
+        call->failed = true;
+        snprintf(call->err, sizeof(call->err),
+                 "a broker entry with node id %d carries an address; kbridge can serve only node "
+                 "ids 0..max_node_id (%d), so it is not passed on",
+                 (int)node_id, cc->max_node_id);
+        return false;
     }
-    if ((size_t)node_id >= m->n_slots) {
+    if ((size_t)node_id >= m->n_slots || node_id > cc->max_node_id) {
         call->failed = true;
         snprintf(call->err, sizeof(call->err),
                  "broker node id %d is above max_node_id (%d): raise max_node_id so kbridge can "
-                 "serve it at port %d",
-                 (int)node_id, cc->max_node_id, cc->broker_port_base + (int)node_id);
+                 "serve it at port %lld",
+                 (int)node_id, cc->max_node_id, (long long)cc->broker_port_base + node_id);
         return false;
     }
     if (!brokermap_learn(m, call, node_id, host, host_len, port)) {
         call->failed = true;
         return false;
     }
-    s = &m->slots[node_id];
-    if (!s->listener && !m->retired) {
-        s->listener =
-            listener_new(m->cl, cc->broker_port_base + node_id, node_id, err, sizeof(err));
-        if (!s->listener) {
-            call->failed = true;
-            snprintf(call->err, sizeof(call->err), "broker %d: %s", (int)node_id, err);
-            return false;
-        }
-        cllog(KB_LOG_INFO, cc->name, "broker %d served at %s:%d -> %s:%d", (int)node_id,
-              cc->advertised_host, cc->broker_port_base + (int)node_id, s->upstream.host,
-              s->upstream.port);
+    if (m->slots[node_id].known && !brokermap_listen(m, node_id, call->err, sizeof(call->err))) {
+        call->failed = true;
+        return false;
     }
     *new_host = cc->advertised_host;
     *new_host_len = strlen(cc->advertised_host);

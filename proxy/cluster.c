@@ -1,5 +1,6 @@
 /*
- * cluster.c - build, start and retire the runtime of one cluster section (see cluster.h).
+ * cluster.c - the long-lived cluster object: create, update in place on reload, open its
+ * listeners, retire (see cluster.h).
  */
 #include "proxy/cluster.h"
 
@@ -7,90 +8,83 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/util.h>
-
 #include "conf/conf.h"
 #include "proxy/brokermap.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/probe.h"
 #include "proxy/proxy.h"
+#include "proxy/settings.h"
 #include "tls/tlsctx.h"
 
-static bool
-cluster_resolve_listen(struct kb_cluster *cl, char *err, size_t errlen)
-{
-    struct evutil_addrinfo hints, *ai = NULL;
-    char port[16];
-    int rc;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", cl->cc->listen.port);
-    rc = evutil_getaddrinfo(cl->cc->listen.host, port, &hints, &ai);
-    if (rc != 0 || !ai) {
-        snprintf(err, errlen, "cluster '%s': cannot resolve listen host '%s': %s", cl->cc->name,
-                 cl->cc->listen.host, evutil_gai_strerror(rc));
-        return false;
-    }
-    memcpy(&cl->listen_ss, ai->ai_addr, ai->ai_addrlen);
-    cl->listen_sslen = (socklen_t)ai->ai_addrlen;
-    evutil_freeaddrinfo(ai);
-    return true;
-}
-
 struct kb_cluster *
-cluster_new(struct kb_proxy *p, struct kb_conf *conf, const struct kb_cluster_conf *cc,
-            struct kb_cluster *prev, char *err, size_t errlen)
+cluster_new(struct kb_proxy *p, struct kb_settings *set)
 {
     struct kb_cluster *cl = calloc(1, sizeof(*cl));
 
     if (!cl) {
-        snprintf(err, errlen, "out of memory");
+        settings_unref(set);
         return NULL;
     }
     cl->refs = 1;
     cl->live = true;
     cl->proxy = p;
-    cl->conf = conf_ref(conf);
-    cl->cc = cc;
-    cl->metrics = metrics_for(p->registry, cc->name);
-    if (!cl->metrics) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    if (cc->tls) {
-        cl->ssl_ctx = tlsctx_new(conf, cc, err, errlen);
-        if (!cl->ssl_ctx) {
-            goto fail;
-        }
-    }
-    if (!cluster_resolve_listen(cl, err, errlen)) {
-        goto fail;
-    }
-    if (prev && brokermap_compatible(prev->map, cc)) {
-        cl->map = brokermap_ref(prev->map);
-    } else {
-        cl->map = brokermap_new(cl);
-        if (!cl->map) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
+    cl->cur = set;
+    set->upstream_epoch = 1;
+    cl->name = strdup(set->cc->name);
+    cl->metrics = metrics_for(p->registry, set->cc->name);
+    cl->map = cl->name ? brokermap_new(cl) : NULL;
+    if (!cl->name || !cl->metrics || !cl->map) {
+        cl->live = false;
+        cluster_unref(cl);
+        return NULL;
     }
     return cl;
-fail:
-    cl->live = false;
-    cluster_unref(cl);
-    return NULL;
+}
+
+static bool
+cluster_same_listen(const struct kb_settings *a, const struct kb_settings *b)
+{
+    return a->listen_sslen == b->listen_sslen &&
+           memcmp(&a->listen_ss, &b->listen_ss, a->listen_sslen) == 0;
+}
+
+void
+cluster_update(struct kb_cluster *cl, struct kb_settings *set)
+{
+    struct kb_settings *old = cl->cur;
+    bool same_upstream = settings_same_upstream(old->cc, set->cc);
+
+    cluster_stop_probe(cl); /* cluster_open starts one on the new settings */
+    if (!cluster_same_listen(old, set)) {
+        listener_free(cl->bootstrap);
+        cl->bootstrap = NULL;
+    }
+    set->upstream_epoch = same_upstream ? old->upstream_epoch : old->upstream_epoch + 1;
+    cl->cur = set;
+    if (!same_upstream) {
+        /* The brokers learnt so far belong to the cluster the section named before. */
+        brokermap_forget(cl->map);
+        cl->metrics->last_ready = 0;
+        metrics_set_error(cl->metrics, "%s", "");
+        if (cl->proxy->worker_id == 0) {
+            cllog(KB_LOG_WARN, cl->name,
+                  "reload: the section now names other brokers (bootstrap_servers, connect_to, "
+                  "tls or tls_sni changed): connections made before are closed once their "
+                  "requests in flight are answered, and clients reconnect to the new brokers");
+        }
+    } else if (!settings_same_broker_ports(old->cc, set->cc)) {
+        brokermap_move(cl->map);
+    }
+    settings_unref(old);
 }
 
 /* Says loudly, at every start and reload, every way this cluster is weaker than the defaults. */
 static void
 cluster_warn_weakened(struct kb_cluster *cl)
 {
-    const struct kb_cluster_conf *cc = cl->cc;
+    const struct kb_cluster_conf *cc = cl->cur->cc;
 
     cl->metrics->weakened = !cc->tls || cc->tls_verify != KB_VERIFY_FULL;
     if (!cc->tls) {
@@ -106,33 +100,30 @@ cluster_warn_weakened(struct kb_cluster *cl)
     }
 }
 
-void
-cluster_takeover(struct kb_cluster *cl, struct kb_cluster *prev)
-{
-    brokermap_adopt(cl->map, cl);
-    if (prev && prev->bootstrap && prev->listen_sslen == cl->listen_sslen &&
-        memcmp(&prev->listen_ss, &cl->listen_ss, cl->listen_sslen) == 0) {
-        cl->bootstrap = prev->bootstrap;
-        prev->bootstrap = NULL;
-        listener_adopt(cl->bootstrap, cl);
-    }
-}
-
 bool
-cluster_listen(struct kb_cluster *cl, char *err, size_t errlen)
+cluster_open(struct kb_cluster *cl, char *err, size_t errlen)
 {
-    const struct kb_cluster_conf *cc = cl->cc;
-    char addr[KB_HOST_MAX + 16], lerr[512];
+    const struct kb_cluster_conf *cc = cl->cur->cc;
+    char addr[KB_HOST_MAX + 16];
+    bool ok = true;
 
     if (!cl->bootstrap) {
-        cl->bootstrap = listener_new(cl, cc->listen.port, KB_NODE_BOOTSTRAP, lerr, sizeof(lerr));
+        cl->bootstrap = listener_new(cl, cc->listen.port, KB_NODE_BOOTSTRAP, cl->listen_error,
+                                     sizeof(cl->listen_error));
         if (!cl->bootstrap) {
-            snprintf(err, errlen, "cluster '%s': %s", cc->name, lerr);
-            return false;
+            snprintf(err, errlen, "cluster '%s': %s", cc->name, cl->listen_error);
+            ok = false;
         }
     }
+    if (cl->bootstrap) {
+        cl->listen_error[0] = '\0';
+    }
+    brokermap_open_listeners(cl->map);
+    if (!cl->probe) {
+        cl->probe = probe_new(cl);
+    }
     if (cl->proxy->worker_id != 0) {
-        return true; /* the leader says it once for every worker */
+        return ok; /* the leader says it once for every worker */
     }
     cluster_warn_weakened(cl);
     cllog(KB_LOG_INFO, cc->name,
@@ -143,16 +134,36 @@ cluster_listen(struct kb_cluster *cl, char *err, size_t errlen)
           cc->advertised_host, cc->broker_port_base, cc->tls ? "on" : "OFF",
           cc->tls ? conf_tls_verify_str(cc->tls_verify) : "-",
           cc->tls ? tlsctx_trust_store_name(cc) : "-");
-    return true;
+    return ok;
+}
+
+void
+cluster_stop_probe(struct kb_cluster *cl)
+{
+    probe_free(cl->probe);
+    cl->probe = NULL;
 }
 
 void
 cluster_retire(struct kb_cluster *cl)
 {
     cl->live = false;
+    cluster_stop_probe(cl);
     listener_free(cl->bootstrap);
     cl->bootstrap = NULL;
-    brokermap_retire(cl->map, cl);
+    brokermap_close_listeners(cl->map);
+}
+
+bool
+cluster_is_stale_for(const struct kb_cluster *cl, const struct kb_settings *set)
+{
+    return !cl->live || set->upstream_epoch != cl->cur->upstream_epoch;
+}
+
+void
+cluster_probe_settled(struct kb_cluster *cl)
+{
+    proxy_cluster_settled(cl->proxy);
 }
 
 struct kb_cluster *
@@ -168,11 +179,10 @@ cluster_unref(struct kb_cluster *cl)
     if (!cl || --cl->refs > 0) {
         return;
     }
+    cluster_stop_probe(cl);
     listener_free(cl->bootstrap);
-    brokermap_unref(cl->map);
-    if (cl->ssl_ctx) {
-        SSL_CTX_free(cl->ssl_ctx);
-    }
-    conf_unref(cl->conf);
+    brokermap_free(cl->map);
+    settings_unref(cl->cur);
+    free(cl->name);
     free(cl);
 }

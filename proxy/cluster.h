@@ -1,8 +1,10 @@
 /*
- * cluster.h - the runtime of one [cluster] section under one config snapshot: its TLS context,
- * resolved listen address, bootstrap listener and broker map. A reload builds new clusters and
- * retires the old ones; a retired cluster lives on (refcounted) until its last bridge closes,
- * so open connections finish on the settings they were accepted under.
+ * cluster.h - the long-lived runtime of one [cluster] section, by name: its bootstrap listener,
+ * broker map (with the broker listeners), metrics and readiness probe, and a pointer to its
+ * current settings snapshot (settings.h). It lives from the first configuration that names the
+ * section to the reload that drops it and the close of its last connection; a reload that keeps
+ * the section updates it in place. Bridges pin the settings they were accepted under and hold a
+ * reference on the cluster, never the other way round.
  */
 #ifndef KB_PROXY_CLUSTER_H
 #define KB_PROXY_CLUSTER_H
@@ -10,55 +12,65 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-
-#include <openssl/ssl.h>
 
 struct brokermap;
-struct kb_conf;
-struct kb_cluster_conf;
 struct kb_metrics;
 struct kb_proxy;
+struct kb_settings;
 struct listener;
+struct probe;
 
 struct kb_cluster {
-    int refs;                          /* the proxy's while live, plus one per bridge */
-    bool live;                         /* serving new connections (not retired) */
-    struct kb_proxy *proxy;            /* owner of the event loop and registry */
-    struct kb_conf *conf;              /* snapshot this cluster was built from (a reference) */
-    const struct kb_cluster_conf *cc;  /* this cluster's section, inside conf */
-    SSL_CTX *ssl_ctx;                  /* client TLS context; NULL with tls = off */
-    struct sockaddr_storage listen_ss; /* resolved listen address */
-    socklen_t listen_sslen;            /* its length */
-    struct listener *bootstrap;        /* bootstrap listener; NULL when retired or not bound */
-    struct brokermap *map;             /* node id -> upstream + listener (a reference) */
-    struct kb_metrics *metrics;        /* counters for this cluster name (owned by registry) */
+    int refs;                   /* the proxy's while live, plus one per bridge */
+    bool live;                  /* its section is in the current configuration */
+    char *name;                 /* section name (owned) */
+    struct kb_proxy *proxy;     /* owner of the event loop and registry */
+    struct kb_settings *cur;    /* current settings: new connections pin these (a reference) */
+    struct listener *bootstrap; /* bootstrap listener; NULL when retired or it could not bind */
+    char listen_error[512];     /* why the bootstrap listener is not open; "" when it is */
+    struct brokermap *map;      /* node id -> upstream + broker listener (owned) */
+    struct kb_metrics *metrics; /* counters for this cluster name (owned by the registry) */
+    struct probe *probe;        /* readiness probe (owned); NULL when retired or stopped */
 };
 
 /*
- * Builds the cluster for section cc of conf (takes a conf reference). prev is the live cluster
- * of the same name being replaced, or NULL: its broker map is shared when the listener
- * settings are unchanged. Listens on nothing yet. NULL with one line in err.
+ * A new live cluster serving set (takes the reference): no listener bound yet (cluster_open).
+ * NULL when out of memory (set is released).
  */
-struct kb_cluster *cluster_new(struct kb_proxy *p, struct kb_conf *conf,
-                               const struct kb_cluster_conf *cc, struct kb_cluster *prev, char *err,
-                               size_t errlen);
+struct kb_cluster *cluster_new(struct kb_proxy *p, struct kb_settings *set);
 
 /*
- * Reload, step 1: takes over what prev (the live cluster of the same name, may be NULL) can
- * hand on: the broker map's listeners when the map is shared, and the bootstrap listener when
- * the listen address is unchanged. Call before retiring prev.
+ * Reload, step 1, for a cluster whose section is still configured: makes set (takes the
+ * reference) the current settings. When set names other brokers than the current settings
+ * (settings_same_upstream), every learnt broker address is forgotten and the upstream epoch
+ * moves on, so connections accepted before can be told apart (cluster_is_stale_for). When the
+ * listen address or the broker ports change, the listeners concerned are closed here; step 2
+ * (cluster_open) opens them at their new place. Never fails.
  */
-void cluster_takeover(struct kb_cluster *cl, struct kb_cluster *prev);
+void cluster_update(struct kb_cluster *cl, struct kb_settings *set);
 
 /*
- * Step 2, after the old clusters are retired: binds the bootstrap listener unless taken over,
- * and logs the cluster's settings (weakened security loudly). false with the reason in err.
+ * Step 2 (and start-up): binds whatever listener is not open yet (the bootstrap listener, the
+ * broker listeners of known nodes), starts the readiness probe, and logs the cluster's settings
+ * (weakened security loudly). false when the bootstrap listener cannot be bound, with the reason
+ * in err and in cl->listen_error (/readyz reports it); the cluster stays live either way.
  */
-bool cluster_listen(struct kb_cluster *cl, char *err, size_t errlen);
+bool cluster_open(struct kb_cluster *cl, char *err, size_t errlen);
 
-/* Stops accepting: closes the bootstrap listener and, unless shared, the broker listeners. */
+/* The section is gone (reload) or kbridge stops: closes every listener, stops the probe. */
 void cluster_retire(struct kb_cluster *cl);
+
+/* Stops the readiness probe (drain) without closing listeners. */
+void cluster_stop_probe(struct kb_cluster *cl);
+
+/*
+ * True when a connection accepted under set should no longer send requests: the cluster was
+ * retired, or its section now names other brokers (a reload changed the upstream epoch).
+ */
+bool cluster_is_stale_for(const struct kb_cluster *cl, const struct kb_settings *set);
+
+/* The readiness probe finished its first round (ok or not): start-up can report ready. */
+void cluster_probe_settled(struct kb_cluster *cl);
 
 struct kb_cluster *cluster_ref(struct kb_cluster *cl);
 void cluster_unref(struct kb_cluster *cl); /* frees at zero; NULL is fine */

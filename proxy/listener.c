@@ -21,6 +21,7 @@
 #include "proxy/log.h"
 #include "proxy/cluster.h"
 #include "proxy/proxy.h"
+#include "proxy/settings.h"
 #include "proxy/worker.h"
 
 struct listener {
@@ -155,16 +156,17 @@ listener_on_error(struct evconnlistener *lev, void *arg)
 
     (void)lev;
     /* EMFILE/ENFILE: out of descriptors; accept keeps failing until some close. */
-    cllog(KB_LOG_ERROR, l->cl->cc->name, "accept on port %d failed: %s", l->port, strerror(err));
+    cllog(KB_LOG_ERROR, l->cl->name, "accept on port %d failed: %s", l->port, strerror(err));
 }
 
 struct listener *
 listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err, size_t errlen)
 {
     struct listener *l = calloc(1, sizeof(*l));
-    struct sockaddr_storage ss = cl->listen_ss;
+    struct sockaddr_storage ss = cl->cur->listen_ss;
+    socklen_t sslen = cl->cur->listen_sslen;
     char addr[KB_HOST_MAX + 16];
-    struct kb_hostport hp = cl->cc->listen;
+    struct kb_hostport hp = cl->cur->cc->listen;
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
     int claim_err = 0;
 
@@ -182,14 +184,14 @@ listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err, size_t
     l->node_id = node_id;
     l->port = port;
     l->addr = ss;
-    l->addrlen = cl->listen_sslen;
+    l->addrlen = sslen;
     if (cl->proxy->reuseport) {
         flags |= LEV_OPT_REUSEABLE_PORT;
         claim_err = listener_claim(l);
     }
     if (claim_err == 0) {
         l->lev = evconnlistener_new_bind(cl->proxy->base, listener_on_accept, l, flags, -1,
-                                         (struct sockaddr *)&ss, (int)cl->listen_sslen);
+                                         (struct sockaddr *)&ss, (int)sslen);
         claim_err = l->lev ? 0 : errno;
     }
     if (!l->lev) {
@@ -201,12 +203,6 @@ listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err, size_t
     }
     evconnlistener_set_error_cb(l->lev, listener_on_error);
     return l;
-}
-
-void
-listener_adopt(struct listener *l, struct kb_cluster *cl)
-{
-    l->cl = cl;
 }
 
 void

@@ -14,15 +14,13 @@ struct listener;
 #define KB_NODE_BOOTSTRAP (-1) /* node_id of a bootstrap listener */
 
 /*
- * Listens on the cluster's listen address with the given port. node_id is KB_NODE_BOOTSTRAP
+ * Listens on the listen address of cl's current settings with the given port; cl owns the
+ * listener and outlives it. node_id is KB_NODE_BOOTSTRAP
  * or a broker id. NULL with "listen on 127.0.0.1:9094: Address already in use" in err.
  */
 struct listener *listener_new(struct kb_cluster *cl, int port, int32_t node_id, char *err,
                               size_t errlen);
 
 void listener_free(struct listener *l); /* NULL is fine */
-
-/* Hands the listening socket to cl (a reload): new clients are accepted under cl. */
-void listener_adopt(struct listener *l, struct kb_cluster *cl);
 
 #endif

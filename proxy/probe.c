@@ -23,19 +23,22 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/settings.h"
 #include "proxy/upstream.h"
 
 #define KB_PROBE_CORR_VERSIONS 0x6b61 /* correlation ids: "ka" */
 #define KB_PROBE_CORR_METADATA 0x6b62 /* "kb" */
 
 struct probe {
-    struct kb_cluster *cl;       /* cluster probed (a reference) */
+    struct kb_cluster *cl;       /* cluster probed (the owner) */
+    struct kb_settings *set;     /* the settings it probes with (a reference) */
     struct event *timer;         /* next probe, or the deadline of the current one */
     struct upstream *connecting; /* connect attempt under way */
     struct bufferevent *bev;     /* connected, waiting for the Metadata response */
     size_t next_bootstrap;       /* round robin over bootstrap_servers */
     int md_version;              /* Metadata version asked for; 0 while ApiVersions runs */
     bool failing;                /* the last probe failed (log changes of state only) */
+    bool settled;                /* the first round has ended */
 };
 
 static void probe_on_timer(evutil_socket_t fd, short what, void *arg);
@@ -62,25 +65,29 @@ probe_done(struct probe *pr, const char *target, const char *why)
     probe_reset(pr);
     if (why) {
         metrics_set_error(m, "%s: %s", target, why);
-        cllog(pr->failing || !leader ? KB_LOG_DEBUG : KB_LOG_WARN, pr->cl->cc->name,
+        cllog(pr->failing || !leader ? KB_LOG_DEBUG : KB_LOG_WARN, pr->cl->name,
               "readiness probe failed: %s: %s", target, why);
         pr->failing = true;
     } else {
         m->last_ready = metrics_now();
         metrics_set_error(m, "%s", "");
         if (pr->failing) {
-            cllog(leader ? KB_LOG_INFO : KB_LOG_DEBUG, pr->cl->cc->name,
+            cllog(leader ? KB_LOG_INFO : KB_LOG_DEBUG, pr->cl->name,
                   "readiness probe ok again via %s", target);
         }
         pr->failing = false;
     }
     evtimer_add(pr->timer, &tv);
+    if (!pr->settled) {
+        pr->settled = true;
+        cluster_probe_settled(pr->cl);
+    }
 }
 
 static const char *
 probe_target(const struct probe *pr, char *out, size_t outlen)
 {
-    const struct kb_cluster_conf *cc = pr->cl->cc;
+    const struct kb_cluster_conf *cc = pr->set->cc;
     size_t i = (pr->next_bootstrap + cc->n_bootstrap - 1) % cc->n_bootstrap;
 
     return conf_hostport_str(&cc->bootstrap[i], out, outlen);
@@ -135,7 +142,8 @@ probe_on_versions(struct probe *pr, const char *target, const uint8_t *body, siz
 static void
 probe_on_metadata(struct probe *pr, const char *target, const uint8_t *body, size_t len)
 {
-    struct brokermap_call call = {.map = pr->cl->map};
+    struct brokermap_call call = {.map = pr->cl->map,
+                                  .learn = !cluster_is_stale_for(pr->cl, pr->set)};
     struct kp_rewrite_stats stats = {0};
     struct kp_writer w;
     enum kp_status st;
@@ -176,7 +184,7 @@ probe_on_read(struct bufferevent *bev, void *arg)
         return;
     }
     p = evbuffer_pullup(in, KP_FRAME_PREFIX);
-    if (kp_frame_size(p, KP_FRAME_PREFIX, pr->cl->conf->max_frame_bytes, &size) != KP_OK) {
+    if (kp_frame_size(p, KP_FRAME_PREFIX, pr->set->conf->max_frame_bytes, &size) != KP_OK) {
         probe_done(pr, target, "response frame with an invalid size");
         return;
     }
@@ -233,7 +241,7 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     }
     bufferevent_setcb(bev, probe_on_read, NULL, probe_on_event, pr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
-    tv = metrics_timeval_ms(pr->cl->cc->connect_timeout_ms);
+    tv = metrics_timeval_ms(pr->set->cc->connect_timeout_ms);
     evtimer_add(pr->timer, &tv); /* deadline for the answer */
 }
 
@@ -241,7 +249,7 @@ static void
 probe_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct probe *pr = arg;
-    const struct kb_cluster_conf *cc = pr->cl->cc;
+    const struct kb_cluster_conf *cc = pr->set->cc;
     const struct kb_hostport *target;
     char t[KB_HOST_MAX + 16];
 
@@ -253,7 +261,7 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
     }
     target = &cc->bootstrap[pr->next_bootstrap];
     pr->next_bootstrap = (pr->next_bootstrap + 1) % cc->n_bootstrap;
-    pr->connecting = upstream_connect(pr->cl->proxy->base, pr->cl->proxy->dns, cc, pr->cl->ssl_ctx,
+    pr->connecting = upstream_connect(pr->cl->proxy->base, pr->cl->proxy->dns, cc, pr->set->ssl_ctx,
                                       target, probe_on_upstream, pr);
     if (!pr->connecting) {
         probe_done(pr, probe_target(pr, t, sizeof(t)), "out of memory");
@@ -274,7 +282,8 @@ probe_new(struct kb_cluster *cl)
         free(pr);
         return NULL;
     }
-    pr->cl = cluster_ref(cl);
+    pr->cl = cl;
+    pr->set = settings_ref(cl->cur);
     evtimer_add(pr->timer, &now);
     return pr;
 }
@@ -287,6 +296,6 @@ probe_free(struct probe *pr)
     }
     probe_reset(pr);
     event_free(pr->timer);
-    cluster_unref(pr->cl);
+    settings_unref(pr->set);
     free(pr);
 }

@@ -12,10 +12,14 @@
 struct kb_cluster;
 struct probe;
 
-/* Starts probing cl now (holds a cluster reference). NULL when out of memory. */
+/*
+ * Starts probing cl now with cl's current settings (pinned for the probe's life; a reload
+ * replaces the probe). cl owns the probe. When the first round ends, ok or not, it calls
+ * cluster_probe_settled(cl). NULL when out of memory.
+ */
 struct probe *probe_new(struct kb_cluster *cl);
 
-/* Stops and frees the probe (drops the reference). NULL is fine. */
+/* Stops and frees the probe. NULL is fine. */
 void probe_free(struct probe *pr);
 
 #endif

@@ -19,8 +19,10 @@
 #include "proxy/bridge.h"
 #include "proxy/cluster.h"
 #include "proxy/log.h"
-#include "proxy/probe.h"
+#include "proxy/settings.h"
 #include "proxy/worker.h"
+
+#define KB_READY_WAIT_MS 3000 /* longest start-up waits for the first probes before "ready" */
 
 /* " (worker 2)" for log lines of a worker other than the leader, else "". */
 static const char *
@@ -41,94 +43,145 @@ proxy_cluster(struct kb_proxy *p, const char *name)
     size_t i;
 
     for (i = 0; i < p->n_clusters; i++) {
-        if (strcmp(p->clusters[i]->cc->name, name) == 0) {
+        if (strcmp(p->clusters[i]->name, name) == 0) {
             return p->clusters[i];
         }
     }
     return NULL;
 }
 
-static void
-proxy_stop_probes(struct kb_proxy *p)
+/* The section of conf named name, or NULL. */
+static const struct kb_cluster_conf *
+proxy_section(const struct kb_conf *conf, const char *name)
 {
     size_t i;
 
-    for (i = 0; p->probes && i < p->n_clusters; i++) {
-        probe_free(p->probes[i]);
+    for (i = 0; i < conf->n_clusters; i++) {
+        if (strcmp(conf->clusters[i].name, name) == 0) {
+            return &conf->clusters[i];
+        }
     }
-    free(p->probes);
-    p->probes = NULL;
+    return NULL;
 }
 
+/*
+ * After a reload: connections whose cluster is gone or now names other brokers finish what is
+ * in flight and close, so no request reaches a cluster the configuration no longer names.
+ */
 static void
-proxy_start_probes(struct kb_proxy *p)
+proxy_drain_stale(struct kb_proxy *p)
 {
-    size_t i;
+    struct bridge *br, *next;
 
-    p->probes = calloc(p->n_clusters, sizeof(*p->probes));
-    for (i = 0; p->probes && i < p->n_clusters; i++) {
-        p->probes[i] = probe_new(p->clusters[i]);
+    for (br = p->bridges; br; br = next) {
+        next = bridge_next(br);
+        if (bridge_is_stale(br)) {
+            bridge_drain(br); /* may free br */
+        }
     }
 }
 
 /*
- * Builds one cluster per section of conf, replacing the live ones. All or nothing: on failure
- * the live clusters are untouched and err says why. On success the old clusters are retired
- * (their open connections carry on) and the new ones listen. A listener that cannot be bound
- * fails start-up (starting), but on reload only costs that cluster its bootstrap listener.
+ * Applies conf: one settings snapshot per section, then the clusters. All or nothing up to the
+ * swap: when a snapshot cannot be built (a TLS file) the running clusters are untouched and err
+ * says why. Then clusters whose section is gone are retired, the others updated in place, new
+ * ones created, and every listener not open yet is bound (after the old ones closed, so ports
+ * can move between clusters). A listener that cannot be bound fails start-up, but on reload
+ * only costs that cluster its bootstrap listener (/readyz says so).
  */
 static bool
 proxy_apply(struct kb_proxy *p, struct kb_conf *conf, bool starting, char *err, size_t errlen)
 {
-    bool listening = true;
-    struct kb_cluster **fresh = calloc(conf->n_clusters ? conf->n_clusters : 1, sizeof(*fresh));
-    char lerr[512];
-    size_t i;
+    size_t n = conf->n_clusters, i;
+    struct kb_settings **sets = calloc(n ? n : 1, sizeof(*sets));
+    struct kb_cluster **fresh = calloc(n ? n : 1, sizeof(*fresh));
+    bool listening = true, ok = false;
+    char lerr[640];
 
-    if (!fresh) {
+    if (!sets || !fresh) {
         snprintf(err, errlen, "out of memory");
-        return false;
+        goto done;
     }
-    for (i = 0; i < conf->n_clusters; i++) {
-        const struct kb_cluster_conf *cc = &conf->clusters[i];
-        fresh[i] = cluster_new(p, conf, cc, proxy_cluster(p, cc->name), err, errlen);
-        if (!fresh[i]) {
-            while (i-- > 0) {
-                cluster_unref(fresh[i]);
+    for (i = 0; i < n; i++) {
+        sets[i] = settings_new(conf, &conf->clusters[i], err, errlen);
+        if (!sets[i]) {
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (!proxy_cluster(p, conf->clusters[i].name)) {
+            fresh[i] = cluster_new(p, sets[i]); /* takes sets[i], also on failure */
+            sets[i] = NULL;
+            if (!fresh[i]) {
+                snprintf(err, errlen, "out of memory");
+                goto done;
             }
-            free(fresh);
-            return false;
         }
     }
     /* Past this point nothing can fail as a whole: swap. */
-    proxy_stop_probes(p);
-    for (i = 0; i < conf->n_clusters; i++) {
-        cluster_takeover(fresh[i], proxy_cluster(p, fresh[i]->cc->name));
-    }
     for (i = 0; i < p->n_clusters; i++) {
-        cluster_retire(p->clusters[i]);
-        cluster_unref(p->clusters[i]);
+        if (!proxy_section(conf, p->clusters[i]->name)) {
+            cluster_retire(p->clusters[i]);
+            cluster_unref(p->clusters[i]);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (!fresh[i]) {
+            fresh[i] = proxy_cluster(p, conf->clusters[i].name); /* the proxy's reference moves */
+            cluster_update(fresh[i], sets[i]);
+            sets[i] = NULL;
+        }
     }
     free(p->clusters);
     p->clusters = fresh;
-    p->n_clusters = conf->n_clusters;
+    p->n_clusters = n;
+    fresh = NULL;
     conf_unref(p->conf);
     p->conf = conf_ref(conf);
     for (i = 0; i < p->n_clusters; i++) {
-        if (!cluster_listen(p->clusters[i], lerr, sizeof(lerr))) {
+        if (!cluster_open(p->clusters[i], lerr, sizeof(lerr))) {
             if (starting) {
                 snprintf(err, errlen, "%s", lerr);
-                return false;
+                goto done;
             }
             log_error("%s; the cluster's other listeners still serve", lerr);
             listening = false;
         }
     }
-    proxy_start_probes(p);
+    proxy_drain_stale(p);
     if (!listening) {
         log_error("reload applied, but not every listener could be opened");
     }
-    return true;
+    ok = true;
+done:
+    for (i = 0; sets && i < n; i++) {
+        settings_unref(sets[i]);
+    }
+    for (i = 0; fresh && i < n; i++) {
+        if (fresh[i] && fresh[i] != proxy_cluster(p, fresh[i]->name)) {
+            cluster_retire(fresh[i]);
+            cluster_unref(fresh[i]);
+        }
+    }
+    free(sets);
+    free(fresh);
+    return ok;
+}
+
+/* Reads /etc/resolv.conf and /etc/hosts again (reload), so a changed resolver takes effect. */
+static void
+proxy_reload_dns(struct kb_proxy *p)
+{
+    evdns_base_clear_nameservers_and_suspend(p->dns);
+    if (evdns_base_resolv_conf_parse(p->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") != 0 &&
+        p->worker_id == 0) {
+        log_warn("reload: no DNS servers in /etc/resolv.conf; only /etc/hosts names resolve");
+    }
+    evdns_base_set_option(p->dns, "timeout:", "3");
+    evdns_base_set_option(p->dns, "attempts:", "2");
+    evdns_base_resume(p->dns);
+    evdns_base_clear_host_addresses(p->dns);
+    evdns_base_load_hosts(p->dns, NULL);
 }
 
 /* Reloads the config file: the new config serves new connections, or the old one stays. */
@@ -152,6 +205,7 @@ proxy_reload(struct kb_proxy *p)
     if (conf_needs_restart(p->conf, conf, why, sizeof(why))) {
         log_warn("reload: %s: that takes effect at the next restart", why);
     }
+    proxy_reload_dns(p);
     if (!proxy_apply(p, conf, false, err, sizeof(err))) {
         p->registry->reloads_failed++;
         log_error("reload rejected, keeping the running configuration: %s", err);
@@ -174,6 +228,7 @@ proxy_worker_reload(struct kb_proxy *p, struct kb_conf *conf)
     if (p->draining) {
         return;
     }
+    proxy_reload_dns(p);
     if (!proxy_apply(p, conf, false, err, sizeof(err))) {
         /* The leader applied this snapshot, so only a file changed in between gets here. */
         log_error("worker %d: reload failed, it keeps serving the previous configuration: %s",
@@ -227,7 +282,6 @@ proxy_start_drain(struct kb_proxy *p)
     }
     p->draining = true;
     workers_drain(p->workers);
-    proxy_stop_probes(p);
     for (i = 0; i < p->n_clusters; i++) {
         cluster_retire(p->clusters[i]);
     }
@@ -296,8 +350,8 @@ proxy_base_new(void)
 }
 
 /*
- * The part of start-up every worker does: its own loop, resolver and staging buffer, then the
- * clusters of conf with their listeners.
+ * The part of start-up every worker does: its own loop and resolver, then the clusters of conf
+ * with their listeners.
  */
 static struct kb_proxy *
 proxy_build(const char *path, struct kb_conf *conf, struct kb_proxy *leader, int id, char *err,
@@ -320,8 +374,7 @@ proxy_build(const char *path, struct kb_conf *conf, struct kb_proxy *leader, int
     p->conf = conf_ref(conf);
     p->path = strdup(path);
     p->base = proxy_base_new();
-    p->stage = evbuffer_new();
-    if (!p->path || !p->base || !p->stage) {
+    if (!p->path || !p->base) {
         snprintf(err, errlen, "cannot create the event loop");
         goto fail;
     }
@@ -342,6 +395,7 @@ proxy_build(const char *path, struct kb_conf *conf, struct kb_proxy *leader, int
     evdns_base_set_option(p->dns, "timeout:", "3");
     evdns_base_set_option(p->dns, "attempts:", "2");
     evdns_base_load_hosts(p->dns, NULL);
+    p->unsettled = conf->n_clusters;
     if (!proxy_apply(p, conf, true, err, errlen)) {
         goto fail;
     }
@@ -391,12 +445,44 @@ proxy_new_worker(struct kb_proxy *leader, int id, char *err, size_t errlen)
     return proxy_build(leader->path, leader->conf, leader, id, err, errlen);
 }
 
+static void
+proxy_announce_ready(struct kb_proxy *p)
+{
+    if (p->announced) {
+        return;
+    }
+    p->announced = true;
+    log_info("kbridge ready: %zu cluster%s, %d worker%s", p->n_clusters,
+             p->n_clusters == 1 ? "" : "s", p->conf->workers, p->conf->workers == 1 ? "" : "s");
+}
+
+void
+proxy_cluster_settled(struct kb_proxy *p)
+{
+    if (p->worker_id == 0 && !p->announced && p->unsettled > 0 && --p->unsettled == 0) {
+        proxy_announce_ready(p);
+    }
+}
+
+static void
+proxy_on_ready_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    proxy_announce_ready(arg);
+}
+
 int
 proxy_run(struct kb_proxy *p)
 {
-    if (p->worker_id == 0) {
-        log_info("kbridge ready: %zu cluster%s, %d worker%s", p->n_clusters,
-                 p->n_clusters == 1 ? "" : "s", p->conf->workers, p->conf->workers == 1 ? "" : "s");
+    /* Ready once the first probes have learnt the brokers (their listeners are then open for
+     * clients that kept metadata across a restart), or after KB_READY_WAIT_MS at the latest. */
+    if (p->worker_id == 0 && !p->announced) {
+        struct timeval tv = metrics_timeval_ms(KB_READY_WAIT_MS);
+        p->ready_timer = evtimer_new(p->base, proxy_on_ready_timeout, p);
+        if (!p->ready_timer || evtimer_add(p->ready_timer, &tv) != 0) {
+            proxy_announce_ready(p);
+        }
     }
     if (event_base_dispatch(p->base) < 0) {
         log_error("event loop failed%s", proxy_worker_str(p));
@@ -422,7 +508,6 @@ proxy_free(struct kb_proxy *p)
         return;
     }
     workers_free(p->workers); /* first: they share the registry freed below */
-    proxy_stop_probes(p);
     while (p->bridges) {
         bridge_free(p->bridges);
     }
@@ -436,11 +521,9 @@ proxy_free(struct kb_proxy *p)
     proxy_free_event(p->sig_int);
     proxy_free_event(p->sig_hup);
     proxy_free_event(p->drain_timer);
+    proxy_free_event(p->ready_timer);
     if (p->dns) {
         evdns_base_free(p->dns, 0);
-    }
-    if (p->stage) {
-        evbuffer_free(p->stage);
     }
     if (p->base) {
         event_base_free(p->base);

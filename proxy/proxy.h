@@ -19,11 +19,9 @@ struct admin;
 struct bridge;
 struct event;
 struct event_base;
-struct evbuffer;
 struct evdns_base;
 struct kb_cluster;
 struct kb_conf;
-struct probe;
 
 struct kb_proxy {
     struct event_base *base;         /* this worker's event loop */
@@ -32,7 +30,6 @@ struct kb_proxy {
     struct kb_conf *conf;            /* current snapshot (one reference held) */
     struct kb_cluster **clusters;    /* live clusters, conf->n_clusters entries */
     size_t n_clusters;               /* entries in clusters */
-    struct evbuffer *stage;          /* bridges' request staging buffer, empty between calls */
     struct bridge *bridges;          /* every open bridge, of live and retired clusters */
     size_t n_bridges;                /* entries in bridges */
     struct kb_registry *registry;    /* metrics: the leader's own_registry, shared by all */
@@ -42,8 +39,9 @@ struct kb_proxy {
     struct workers *workers;         /* leader with workers > 1: the other loops; else NULL */
     struct workers *peers;           /* workers > 1: every loop's inbox (not owned); else NULL */
     struct admin *admin;             /* admin HTTP endpoint, NULL when off (leader only) */
-    struct probe **probes;           /* one readiness probe per live cluster: every worker
-                                        probes, so each opens its broker listeners early */
+    size_t unsettled;                /* leader at start: clusters whose first probe is running */
+    bool announced;                  /* leader: "kbridge ready" was logged */
+    struct event *ready_timer;       /* leader: bounds the wait for the first probes */
     struct event *sig_term;          /* SIGTERM: drain and stop (leader only) */
     struct event *sig_int;           /* SIGINT: drain and stop (leader only) */
     struct event *sig_hup;           /* SIGHUP: reload (leader only) */
@@ -75,6 +73,12 @@ int proxy_run(struct kb_proxy *p);
 void proxy_worker_reload(struct kb_proxy *p, struct kb_conf *conf);
 void proxy_start_drain(struct kb_proxy *p);
 void proxy_stop_now(struct kb_proxy *p);
+
+/*
+ * A cluster's first readiness probe ended: once every cluster's has (or after a bound), the
+ * leader logs "kbridge ready", with the broker listeners of every node it learnt already open.
+ */
+void proxy_cluster_settled(struct kb_proxy *p);
 
 /*
  * Called by a bridge as it closes (and on the leader when a worker thread ends), so a drain

@@ -158,7 +158,7 @@ worker_take(struct worker *w)
             if (h->node_id != KB_NODE_BOOTSTRAP && h->has_upstream &&
                 !brokermap_upstream(cl->map, h->node_id)) {
                 /* This loop has not seen the broker yet: learn it from the sender. */
-                struct brokermap_call call = {.map = cl->map};
+                struct brokermap_call call = {.map = cl->map, .learn = true};
                 const char *nh;
                 size_t nl;
                 int32_t np;
@@ -198,7 +198,7 @@ workers_handoff(struct workers *ws, struct kb_proxy *from, struct kb_cluster *cl
     memcpy(&h.peer, peer, peerlen);
     h.peerlen = peerlen;
     h.node_id = node_id;
-    h.cluster = strdup(cl->cc->name);
+    h.cluster = strdup(cl->name);
     up = node_id == KB_NODE_BOOTSTRAP ? NULL : brokermap_upstream(cl->map, node_id);
     if (up) {
         h.upstream = *up;

@@ -229,6 +229,28 @@ test_kp_frame_response_headers(void)
     }
 }
 
+/* kp_frame_response_peek: size and correlation id, every short and bad prefix named. */
+static void
+test_kp_frame_response_peek(void)
+{
+    const uint8_t ok[] = {0, 0, 0, 6, 0x7f, 0xff, 0xff, 0xff, 0, 0};
+    const uint8_t neg[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1};
+    const uint8_t tiny[] = {0, 0, 0, 3, 0, 0, 0, 1};
+    const uint8_t big[] = {0, 0x10, 0, 0, 0, 0, 0, 1};
+    size_t size = 0, n;
+    int32_t cid = 0;
+
+    CHECK(kp_frame_response_peek(ok, sizeof(ok), 100, &size, &cid) == KP_OK);
+    CHECK_EQ_INT(size, 6);
+    CHECK_EQ_INT(cid, 2147483647);
+    for (n = 0; n < KP_RESPONSE_PEEK; n++) {
+        CHECK(kp_frame_response_peek(ok, n, 100, &size, &cid) == KP_INCOMPLETE);
+    }
+    CHECK(kp_frame_response_peek(neg, sizeof(neg), 100, &size, &cid) == KP_MALFORMED);
+    CHECK(kp_frame_response_peek(tiny, sizeof(tiny), 100, &size, &cid) == KP_MALFORMED);
+    CHECK(kp_frame_response_peek(big, sizeof(big), 100, &size, &cid) == KP_TOO_LARGE);
+}
+
 int
 main(void)
 {
@@ -239,5 +261,6 @@ main(void)
     RUN(test_kp_frame_other_requests_expect_response);
     RUN(test_kp_frame_produce_bad_transactional_id);
     RUN(test_kp_frame_response_headers);
+    RUN(test_kp_frame_response_peek);
     return TEST_DONE();
 }

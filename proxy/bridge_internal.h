@@ -1,0 +1,102 @@
+/*
+ * bridge_internal.h - what the three parts of a bridge share: bridge.c (life cycle: accept,
+ * connect, flow control, endings), bridge_req.c (client -> broker) and bridge_resp.c
+ * (broker -> client). Nothing outside those three files includes it.
+ */
+#ifndef KB_PROXY_BRIDGE_INTERNAL_H
+#define KB_PROXY_BRIDGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "proxy/inflight.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/sockio.h"
+
+struct bufferevent;
+struct evbuffer;
+struct event;
+struct kb_cluster;
+struct kb_settings;
+struct upstream;
+
+/* What a frame step did: the frame was taken, more bytes are needed, or the bridge is gone. */
+enum frame_step { STEP_DONE, STEP_WAIT, STEP_CLOSED };
+
+struct bridge {
+    struct kb_cluster *cl;        /* the cluster (a reference): map, metrics, proxy */
+    struct kb_settings *set;      /* the settings it was accepted under (a reference) */
+    uint64_t id;                  /* connection id, "C#id" in logs */
+    int32_t node_id;              /* KB_NODE_BOOTSTRAP or the broker this serves */
+    char prefix[112];             /* "C#12 127.0.0.1:50412 node 2" or "... bootstrap" */
+    struct bufferevent *client;   /* the plaintext client; NULL once it has gone */
+    struct bufferevent *server;   /* the broker; NULL until connected */
+    struct upstream *connecting;  /* attempt under way, or NULL */
+    size_t next_bootstrap;        /* index of the next bootstrap server to try */
+    struct kb_hostport upstream;  /* the broker's name (for SNI, verification and logs) */
+    struct inflight inflight;     /* requests waiting for their response */
+    struct sockio_tap tap;        /* read top-up on the socket under the broker's TLS */
+    struct evbuffer *stage;       /* this bridge's requests, joined into full TLS records */
+    size_t req_remaining;         /* bytes of the current request still to forward */
+    size_t resp_remaining;        /* bytes of the current pass-through response to forward */
+    uint64_t bytes_up;            /* client -> broker, queued */
+    uint64_t bytes_down;          /* broker -> client, queued */
+    uint64_t responses_rewritten; /* responses that went through the codec */
+    double connect_started;       /* monotonic time the upstream attempt began */
+    bool draining;                /* finish what is in flight, accept no new request */
+    struct event *linger;         /* set while flushing one side before closing */
+    double linger_deadline;       /* when flushing to the broker gives up */
+    char finish_why[320];         /* why we are closing once the flush is done */
+    struct bridge *prev;          /* proxy list */
+    struct bridge *next;          /* proxy list */
+};
+
+/* Logs with the bridge's cluster and prefix. */
+void bridge_log(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
+
+/* Logs why and frees the pair. Callers return at once: br is gone. */
+void bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...) KB_PRINTF(3, 4);
+
+/*
+ * Closes once everything queued for the client is written (bounded): reads stop on both sides
+ * now. why is logged at the close. br may be freed before this returns.
+ */
+void bridge_finish(struct bridge *br, const char *why);
+
+/* One direction of a bridge, for bridge_pump(). */
+struct pump_dir {
+    struct bufferevent *from; /* read side */
+    struct bufferevent *to;   /* write side */
+    size_t *remaining;        /* bytes of the current frame still to move */
+    uint64_t *bytes;          /* this bridge's byte counter */
+    kb_counter *metric;       /* the cluster's byte counter */
+    enum frame_step (*start)(struct bridge *, struct evbuffer *); /* look at a new frame */
+    struct evbuffer *stage; /* requests: collects the frames, then they go out in records */
+};
+
+/*
+ * Moves every complete-enough frame from d->from to d->to (through d->stage when set): start()
+ * looks at each new frame (and may consume it whole, e.g. a rewritten response); the rest of a
+ * frame is moved by length. Then throttles d->from if d->to is too full. false when the bridge
+ * was closed (its stage went with it: nothing staged outlives the bridge it came from).
+ */
+bool bridge_pump(struct bridge *br, const struct pump_dir *d);
+
+/*
+ * bridge_req.c: hands the staged requests to the broker's output in full TLS records; empties
+ * stage.
+ */
+void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out);
+
+/* bridge_req.c: forwards every request byte available. false when the bridge was closed. */
+bool bridge_pump_requests(struct bridge *br);
+void bridge_on_client_read(struct bufferevent *bev, void *arg);
+
+/* bridge_resp.c: forwards every complete response available. false when closed. */
+bool bridge_pump_responses(struct bridge *br);
+void bridge_on_server_read(struct bufferevent *bev, void *arg);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * bridge_req.c - the request direction of a bridge (client -> broker). Each request's header
+ * (and acks for Produce) is read to remember which response to expect; the rest of the frame is
+ * moved by length. Requests are joined in the bridge's own staging buffer into full 16 KiB TLS
+ * records before they reach the broker's TLS filter.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "kp_api.h"
+#include "kp_frame.h"
+#include "proxy/bridge_internal.h"
+#include "proxy/cluster.h"
+#include "proxy/settings.h"
+
+#define KB_HEADER_PEEK 64        /* first guess of how many bytes a request header needs */
+#define KB_READ_MORE (64 * 1024) /* top-up read after a full 4 KiB libevent read */
+#define KB_TLS_RECORD 16384      /* a full TLS record's payload */
+
+/* Reads the header of the request at the start of in and records it. */
+static enum frame_step
+bridge_start_request(struct bridge *br, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    size_t max = br->set->conf->max_frame_bytes;
+    uint8_t pre[KP_FRAME_PREFIX];
+    struct kp_request_header hdr;
+    enum kp_status st;
+    size_t size, total, need;
+    const uint8_t *p;
+    bool expects = true;
+
+    if (br->draining) {
+        bufferevent_disable(br->client, EV_READ); /* no new request once draining */
+        return STEP_WAIT;
+    }
+    if (avail < KP_FRAME_PREFIX) {
+        return STEP_WAIT;
+    }
+    evbuffer_copyout(in, pre, sizeof(pre));
+    st = kp_frame_size(pre, sizeof(pre), max, &size);
+    if (st != KP_OK) {
+        br->cl->metrics->protocol_errors++;
+        bridge_close(
+            br, KB_LOG_WARN, "client sent a request frame with %s size %d%s",
+            st == KP_TOO_LARGE ? "a too large" : "an invalid",
+            (int)((uint32_t)pre[0] << 24 | (uint32_t)pre[1] << 16 | (uint32_t)pre[2] << 8 | pre[3]),
+            st == KP_TOO_LARGE ? " (above max_frame_bytes)" : "");
+        return STEP_CLOSED;
+    }
+    total = KP_FRAME_PREFIX + size;
+    need = total < KP_FRAME_PREFIX + KB_HEADER_PEEK ? total : KP_FRAME_PREFIX + KB_HEADER_PEEK;
+    for (;;) {
+        if (avail < need) {
+            return STEP_WAIT;
+        }
+        p = evbuffer_pullup(in, (ev_ssize_t)need);
+        if (!p) {
+            bridge_close(br, KB_LOG_ERROR, "out of memory reading a request header");
+            return STEP_CLOSED;
+        }
+        st = kp_request_header_decode(p + KP_FRAME_PREFIX, need - KP_FRAME_PREFIX, &hdr);
+        if (st == KP_OK) {
+            st = kp_request_expects_response(p + KP_FRAME_PREFIX, need - KP_FRAME_PREFIX, &hdr,
+                                             &expects);
+        }
+        if (st != KP_INCOMPLETE || need == total) {
+            break;
+        }
+        need = need * 4 < total ? need * 4 : total;
+    }
+    if (st != KP_OK) {
+        br->cl->metrics->protocol_errors++;
+        bridge_close(br, KB_LOG_WARN, "client sent a malformed request header (%s)",
+                     st == KP_INCOMPLETE ? "frame ends inside it" : kp_status_str(st));
+        return STEP_CLOSED;
+    }
+    if (log_enabled(KB_LOG_DEBUG)) {
+        bridge_log(br, KB_LOG_DEBUG, "request %s v%d correlation id %d, %zu bytes%s",
+                   kp_api_name(hdr.api_key), hdr.api_version, (int)hdr.correlation_id, total,
+                   expects ? "" : " (acks=0: no response)");
+    }
+    metrics_count_request(br->cl->metrics, hdr.api_key);
+    if (expects && !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key, hdr.api_version,
+                                  metrics_now())) {
+        bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
+                     KB_INFLIGHT_MAX);
+        return STEP_CLOSED;
+    }
+    br->req_remaining = total;
+    return STEP_DONE;
+}
+
+/*
+ * Hands staged request bytes to the broker's bufferevent in pieces of at least one full TLS
+ * record. The TLS filter makes a record (one SSL_write) per buffer chain as soon as data is
+ * added, so ten 1 KiB frames moved one by one would become ten records; staged and joined they
+ * become one. A chain that is already large (a big Produce read in one go) is moved as it is.
+ */
+void
+bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out)
+{
+    struct evbuffer_iovec first;
+    size_t len, take;
+
+    while ((len = evbuffer_get_length(stage)) > 0) {
+        evbuffer_peek(stage, -1, NULL, &first, 1);
+        if (first.iov_len >= KB_TLS_RECORD) {
+            take = first.iov_len;
+        } else {
+            take = len < KB_TLS_RECORD ? len : KB_TLS_RECORD;
+            if (!evbuffer_pullup(stage, (ev_ssize_t)take)) {
+                take = first.iov_len; /* out of memory: move it unjoined */
+            }
+        }
+        evbuffer_remove_buffer(stage, out, take);
+    }
+}
+
+bool
+bridge_pump_requests(struct bridge *br)
+{
+    const struct pump_dir d = {br->client,
+                               br->server,
+                               &br->req_remaining,
+                               &br->bytes_up,
+                               &br->cl->metrics->bytes_up,
+                               bridge_start_request,
+                               br->stage};
+
+    return bridge_pump(br, &d);
+}
+
+void
+bridge_on_client_read(struct bufferevent *bev, void *arg)
+{
+    struct bridge *br = arg;
+
+    (void)bev;
+    /* libevent 2.1 reads 4 KiB per event; a large Produce should go upstream in large TLS
+     * records, so read on while the broker side has room. */
+    if (br->server &&
+        evbuffer_get_length(bufferevent_get_output(br->server)) < br->set->conf->buffer_high_bytes) {
+        sockio_read_more(br->client, KB_READ_MORE);
+    }
+    bridge_pump_requests(br);
+}
