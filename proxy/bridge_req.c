@@ -143,8 +143,8 @@ bridge_on_client_read(struct bufferevent *bev, void *arg)
     (void)bev;
     /* libevent 2.1 reads 4 KiB per event; a large Produce should go upstream in large TLS
      * records, so read on while the broker side has room. */
-    if (br->server &&
-        evbuffer_get_length(bufferevent_get_output(br->server)) < br->set->conf->buffer_high_bytes) {
+    if (br->server && evbuffer_get_length(bufferevent_get_output(br->server)) <
+                          br->set->conf->buffer_high_bytes) {
         sockio_read_more(br->client, KB_READ_MORE);
     }
     bridge_pump_requests(br);

@@ -41,36 +41,42 @@ check_kafka_call(struct check_conn *c, const struct kp_writer *req, int16_t api,
                  int32_t corr, size_t max_frame, long deadline, uint8_t **resp, size_t *resp_len,
                  size_t *hdr_len, char *err, size_t errlen)
 {
-    uint8_t prefix[KP_FRAME_PREFIX];
+    uint8_t head[KP_RESPONSE_PEEK];
     enum kp_status st;
     int32_t got = 0;
     size_t size = 0;
 
     *resp = NULL;
     if (!check_conn_write(c, req->buf, req->len, deadline, err, errlen) ||
-        !check_conn_read(c, prefix, sizeof(prefix), deadline, err, errlen)) {
+        !check_conn_read(c, head, sizeof(head), deadline, err, errlen)) {
         return false;
     }
-    st = kp_frame_size(prefix, sizeof(prefix), max_frame, &size);
+    st = kp_frame_response_peek(head, sizeof(head), max_frame, &size, &got);
     if (st != KP_OK) {
         tlserr_format(err, errlen,
                       "the answer does not start like a Kafka response (size prefix "
                       "%02x %02x %02x %02x: %s)",
-                      prefix[0], prefix[1], prefix[2], prefix[3], kp_status_str(st));
+                      head[0], head[1], head[2], head[3], kp_status_str(st));
         return false;
     }
-    *resp = malloc(size ? size : 1);
+    if (got != corr) {
+        tlserr_format(err, errlen, "not a Kafka response (correlation id %d, expected %d)",
+                      (int)got, (int)corr);
+        return false;
+    }
+    *resp = malloc(size);
     if (!*resp) {
         tlserr_format(err, errlen, "out of memory for a %zu-byte response", size);
         return false;
     }
-    if (!check_conn_read(c, *resp, size, deadline, err, errlen)) {
+    memcpy(*resp, head + KP_FRAME_PREFIX, KP_RESPONSE_PEEK - KP_FRAME_PREFIX);
+    if (!check_conn_read(c, *resp + (KP_RESPONSE_PEEK - KP_FRAME_PREFIX),
+                         size - (KP_RESPONSE_PEEK - KP_FRAME_PREFIX), deadline, err, errlen)) {
         goto fail;
     }
     st = kp_response_header_decode(*resp, size, api, version, &got, hdr_len);
-    if (st != KP_OK || got != corr) {
-        tlserr_format(err, errlen, "not a Kafka response (%s, correlation id %d, expected %d)",
-                      kp_status_str(st), (int)got, (int)corr);
+    if (st != KP_OK) {
+        tlserr_format(err, errlen, "not a Kafka response (%s)", kp_status_str(st));
         goto fail;
     }
     *resp_len = size;

@@ -175,26 +175,33 @@ probe_on_read(struct bufferevent *bev, void *arg)
     size_t avail = evbuffer_get_length(in), size = 0, hlen = 0;
     int16_t api = pr->md_version ? KP_API_METADATA : KP_API_API_VERSIONS;
     int16_t version = (int16_t)pr->md_version;
+    int32_t want = pr->md_version ? KB_PROBE_CORR_METADATA : KB_PROBE_CORR_VERSIONS;
     char target[KB_HOST_MAX + 16];
-    uint8_t *p;
+    uint8_t head[KP_RESPONSE_PEEK], *p;
     int32_t cid = 0;
+    enum kp_status st;
 
     probe_target(pr, target, sizeof(target));
-    if (avail < KP_FRAME_PREFIX) {
+    if (avail < sizeof(head)) {
         return;
     }
-    p = evbuffer_pullup(in, KP_FRAME_PREFIX);
-    if (kp_frame_size(p, KP_FRAME_PREFIX, pr->set->conf->max_frame_bytes, &size) != KP_OK) {
+    evbuffer_copyout(in, head, sizeof(head));
+    st = kp_frame_response_peek(head, sizeof(head), pr->set->conf->max_frame_bytes, &size, &cid);
+    if (st != KP_OK) {
         probe_done(pr, target, "response frame with an invalid size");
+        return;
+    }
+    if (cid != want) {
+        probe_done(pr, target, "response does not answer the probe's request");
         return;
     }
     if (avail < KP_FRAME_PREFIX + size) {
         return;
     }
     p = evbuffer_pullup(in, (ev_ssize_t)(KP_FRAME_PREFIX + size));
-    if (kp_response_header_decode(p + KP_FRAME_PREFIX, size, api, version, &cid, &hlen) != KP_OK ||
-        cid != (pr->md_version ? KB_PROBE_CORR_METADATA : KB_PROBE_CORR_VERSIONS)) {
-        probe_done(pr, target, "response does not answer the probe's request");
+    if (!p ||
+        kp_response_header_decode(p + KP_FRAME_PREFIX, size, api, version, &cid, &hlen) != KP_OK) {
+        probe_done(pr, target, p ? "malformed response header" : "out of memory");
         return;
     }
     p += KP_FRAME_PREFIX + hlen;

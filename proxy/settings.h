@@ -19,11 +19,11 @@ struct kb_conf;
 struct kb_cluster_conf;
 
 struct kb_settings {
-    int refs;                         /* the cluster's while current, one per bridge or probe;
-                                         taken and dropped on the owning event-loop thread */
-    struct kb_conf *conf;             /* the configuration generation (a reference) */
-    const struct kb_cluster_conf *cc; /* this section, inside conf */
-    SSL_CTX *ssl_ctx;                 /* client TLS context; NULL with tls = off */
+    int refs;                          /* the cluster's while current, one per bridge or probe;
+                                          taken and dropped on the owning event-loop thread */
+    struct kb_conf *conf;              /* the configuration generation (a reference) */
+    const struct kb_cluster_conf *cc;  /* this section, inside conf */
+    SSL_CTX *ssl_ctx;                  /* client TLS context; NULL with tls = off */
     struct sockaddr_storage listen_ss; /* the listen host, resolved (its first address) */
     socklen_t listen_sslen;            /* its length */
     uint64_t upstream_epoch;           /* changes when the section names other brokers */
