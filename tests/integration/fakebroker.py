@@ -270,8 +270,9 @@ class FakeBroker:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
+                seen = [(c.index, c.bytes_in, c.frames) for c in self.snapshot()]
                 raise AssertionError(f"fake broker: no {what} within {timeout}s; "
-                                     f"connections: {[(c.index, c.frames) for c in self.snapshot()]}")
+                                     f"connections (index, bytes, frames): {seen}")
             time.sleep(0.02)
 
     def close(self):

@@ -19,8 +19,8 @@ import urllib.request
 
 import pytest
 
-from conftest import PortBlock, free_port, run
-from fakebroker import (API_METADATA, API_PRODUCE, FakeBroker, find_coordinator_request, i32,
+from conftest import PortBlock, run
+from fakebroker import (API_PRODUCE, FakeBroker, find_coordinator_request, i32,
                         metadata_request, parse_metadata_response, produce_request, recv_all,
                         recv_frame, split_frames)
 
@@ -403,3 +403,116 @@ def test_restart_opens_broker_ports_for_cached_metadata(kbridge, ports, fakebrok
     assert metadata(direct, 2, "cached") == [(0, "127.0.0.1", p.base)]
     direct.close()
     assert kb2.proc.poll() is None
+
+
+# --- 8. reload semantics with real producers (kbmock, TLS) ---------------------------------------
+
+def produce_paced(producer, topic, keys, seconds, partition_of, results):
+    """Produces one message per key, spread over `seconds`; delivery reports land in results
+    (key -> None when acked, else the error)."""
+
+    def report(err, msg):
+        results[msg.key().decode()] = err
+
+    gap = seconds / max(1, len(keys))
+    for i, k in enumerate(keys):
+        producer.produce(topic, key=k.encode(), value=b"v-" + k.encode(),
+                         partition=partition_of(i), on_delivery=report)
+        producer.poll(0)
+        time.sleep(gap)
+
+
+def consume_keys(mock, certs, topic, prefix, timeout=20):
+    """Every key starting with prefix in topic, read straight from the mock's TLS brokers."""
+    r = run(["kcat", "-C", "-b", ",".join(b.advertised for b in mock.brokers.values()),
+             "-X", "security.protocol=ssl", "-X", f"ssl.ca.location={certs / 'ca.pem'}",
+             "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\n"], timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return [k for k in r.stdout.split() if k.startswith(prefix)]
+
+
+@pytest.fixture
+def producer_for():
+    """producer_for(bootstrap) -> a confluent-kafka Producer, purged and dropped at teardown so
+    its librdkafka threads do not outlive the test (and dial ports a later test may own)."""
+    from confluent_kafka import Producer
+
+    made = []
+
+    def make(bootstrap):
+        made.append(Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
+                              "message.timeout.ms": 12000, "socket.timeout.ms": 5000,
+                              "reconnect.backoff.max.ms": 500,
+                              "topic.metadata.refresh.interval.ms": 2000}))
+        return made[-1]
+
+    yield make
+    for pr in made:
+        pr.purge()
+        pr.flush(1)
+    made.clear()
+
+
+def test_reload_moving_broker_ports_keeps_producers_delivering(kbmock, kbridge, ports, certs,
+                                                               producer_for):
+    """Defect 8: a reload that changes broker_port_base left the connections accepted before it
+    advertising the old broker ports, whose listeners were closed: a producer holding such a
+    connection got "connection refused" and delivered nothing more. 300 messages over ~6 s with
+    the reload in the middle (the first half to partition 0 only, so the producer needs new
+    broker connections after the reload): every one acked, and every one in the cluster."""
+    mock = kbmock(mode="msk", topics=["orders:6"])
+    p, p2 = ports(max_node_id=5), ports(max_node_id=5)
+    ca = {"tls_ca_file": str(certs / "ca.pem")}
+    kb = kbridge(ini([("msk", mock.bootstrap, p, ca)], log_level="info"))
+    producer = producer_for(f"127.0.0.1:{p.listen}")
+    results = {}
+    keys = [f"reload8a-{i:04d}" for i in range(300)]
+    produce_paced(producer, "orders", keys[:150], 3.0, lambda i: 0, results)
+    moved = PortBlock(p.listen, p.max_node_id)
+    moved.base = p2.base
+    reload(kb, ini([("msk", mock.bootstrap, moved, ca)], log_level="info"))
+    produce_paced(producer, "orders", keys[150:], 3.0, lambda i: i % 6, results)
+    left = producer.flush(15)
+    del producer  # a failing assertion's traceback must not keep it (and its threads) alive
+    failed = {k: str(e) for k, e in results.items() if e is not None}
+    acked = [k for k, e in results.items() if e is None]
+    assert left == 0 and not failed and len(acked) == 300, (
+        f"{len(acked)} of 300 acked, {left} still queued; failures (first 3): "
+        f"{list(failed.items())[:3]}")
+    found = consume_keys(mock, certs, "orders", "reload8a-")
+    assert sorted(set(found)) == sorted(keys), f"{len(set(found))} of 300 in the cluster"
+
+
+def test_reload_switching_clusters_never_acks_into_the_old_one(kbmock, kbridge, ports, certs,
+                                                               producer_for):
+    """Defect 8: brokermap_compatible ignored bootstrap_servers, so after a reload pointing the
+    section at another cluster, broker ports kept dialling the old brokers: a producer kept open
+    across the reload got acks for records that landed in the old cluster. Batch 1 goes to A;
+    after the reload to B, the SAME producer's batch 2 must be fully delivered, every record in
+    B and none in A."""
+    a = kbmock(mode="msk", topics=["orders:6"])
+    b = kbmock(mode="msk", topics=["orders:6"])
+    p = ports(max_node_id=5)
+    ca = {"tls_ca_file": str(certs / "ca.pem")}
+    kb = kbridge(ini([("msk", a.bootstrap, p, ca)], log_level="info"))
+    producer = producer_for(f"127.0.0.1:{p.listen}")
+    results = {}
+    batch1 = [f"switch-1-{i:04d}" for i in range(60)]
+    batch2 = [f"switch-2-{i:04d}" for i in range(60)]
+    produce_paced(producer, "orders", batch1, 1.0, lambda i: i % 6, results)
+    assert producer.flush(15) == 0
+    assert all(results[k] is None for k in batch1), results
+    reload(kb, ini([("msk", b.bootstrap, p, ca)], log_level="info"))
+    produce_paced(producer, "orders", batch2, 1.0, lambda i: i % 6, results)
+    left = producer.flush(15)
+    del producer  # a failing assertion's traceback must not keep it (and its threads) alive
+    acked2 = [k for k in batch2 if k in results and results[k] is None]
+    in_a = consume_keys(a, certs, "orders", "switch-2-")
+    in_b = set(consume_keys(b, certs, "orders", "switch-2-"))
+    assert not in_a, (f"{len(in_a)} batch-2 records landed in the old cluster A "
+                      f"({len(set(in_a) & set(acked2))} of them acked)")
+    missing = [k for k in acked2 if k not in in_b]
+    assert not missing, f"{len(missing)} acked batch-2 records are not in B"
+    assert left == 0 and len(acked2) == len(batch2), (
+        f"{len(acked2)} of {len(batch2)} batch-2 records delivered, {left} still queued")
+    assert sorted(consume_keys(a, certs, "orders", "switch-1-")) == sorted(batch1)
