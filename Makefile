@@ -104,13 +104,14 @@ soak: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
 	KB_SOAK_MESSAGES=1000000 KB_SOAK_SECONDS=120 KB_TEST_TIMEOUT=400 \
 	    KB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -s tests/integration/test_soak.py
 
-# The integration tests that carry the most traffic, and the threaded (workers = 2) and TLS
-# session-cache paths, with kbridge under valgrind (CI).
+# The integration tests that carry the most traffic, the threaded (workers = 2) and TLS
+# session-cache paths, and the core regression tests (reloads, closes, drains), with kbridge
+# under valgrind (CI).
 valgrind-test: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
 	KB_VALGRIND=1 KB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q \
 	    tests/integration/test_kcat.py tests/integration/test_upstream_failures.py \
 	    tests/integration/test_operate.py tests/integration/test_workers.py \
-	    tests/integration/test_tls_resume.py
+	    tests/integration/test_tls_resume.py tests/integration/test_core.py
 
 $(UNIT_BIN): | $(BUILD)/certs/ca.pem
 $(BUILD)/certs/ca.pem: tests/integration/gen_certs.sh
