@@ -198,7 +198,10 @@ def test_close_after_acks0_produce_delivers_every_byte(kbridge, ports, fakebroke
     close line's byte count must be what the broker received."""
     fb = fakebrokers(read_rate=3 * MIB, rcvbuf=32768)
     p = ports()
-    kb = kbridge(ini([("fake", [fb.address], p, PLAIN)]))
+    # Large watermarks: when the client's EOF is read, megabytes are still queued for the broker
+    # in kbridge (not in the kernel, whose send buffer would deliver them even after a close).
+    kb = kbridge(ini([("fake", [fb.address], p, PLAIN)],
+                     {"buffer_high_bytes": str(4 * MIB), "buffer_low_bytes": str(2 * MIB)}))
     req = produce_request(5, "client-5", acks=0, records_len=6 * MIB)
     c = connect(p.listen)
     c.sendall(req)
