@@ -184,6 +184,12 @@ kp_api_max_rewritable_version(int16_t api_key)
     }
 }
 
+bool
+kp_api_known(int16_t api_key)
+{
+    return kp_api_info(api_key) != NULL;
+}
+
 const char *
 kp_api_name(int16_t api_key)
 {

@@ -57,6 +57,9 @@ bool kp_api_response_needs_rewrite(int16_t api_key, int16_t api_version);
  */
 int kp_api_max_rewritable_version(int16_t api_key);
 
+/* True for every api key in the spec (0-87), false otherwise. */
+bool kp_api_known(int16_t api_key);
+
 /* Short name of an api key ("Metadata"), for every key in the spec (0-87), or "Unknown". */
 const char *kp_api_name(int16_t api_key);
 

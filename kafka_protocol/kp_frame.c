@@ -149,3 +149,12 @@ kp_response_header_decode(const uint8_t *body, size_t len, int16_t api_key, int1
     *header_len = r.pos;
     return KP_OK;
 }
+
+bool
+kp_request_plausible(const uint8_t *body, size_t len)
+{
+    struct kp_request_header hdr;
+
+    return kp_request_header_decode(body, len, &hdr) == KP_OK && kp_api_known(hdr.api_key) &&
+           hdr.api_version >= 0 && hdr.api_version < KP_MAX_PLAUSIBLE_VERSION;
+}

@@ -53,6 +53,17 @@ struct kp_request_header {
 enum kp_status kp_request_header_decode(const uint8_t *body, size_t len,
                                         struct kp_request_header *hdr);
 
+#define KP_MAX_PLAUSIBLE_VERSION 32 /* no Kafka API has come close to this many versions */
+
+/*
+ * After a SaslHandshake v0, a client sends raw SASL tokens (a size prefix, no Kafka header)
+ * until authentication completes, then Kafka requests again. True when body (a frame without
+ * its size prefix) reads as a Kafka request: a known api key, a version below
+ * KP_MAX_PLAUSIBLE_VERSION and a header that decodes. The tokens of PLAIN, SCRAM, OAUTHBEARER
+ * and GSSAPI never do (they start with ASCII, a NUL and a user name, or an ASN.1 tag).
+ */
+bool kp_request_plausible(const uint8_t *body, size_t len);
+
 /*
  * Tells whether the broker will answer this request: false only for Produce with acks = 0.
  * body/len is the request frame without its size prefix (at least hdr->header_len bytes).

@@ -47,6 +47,8 @@ struct bridge {
     uint64_t responses_rewritten; /* responses that went through the codec */
     double connect_started;       /* monotonic time the upstream attempt began */
     bool draining;                /* finish what is in flight, accept no new request */
+    bool sasl_raw;                /* after a SaslHandshake v0: client frames are raw SASL
+                                     tokens until one reads as a Kafka request */
     struct event *linger;         /* set while flushing one side before closing */
     double linger_deadline;       /* when flushing to the broker gives up */
     char finish_why[320];         /* why we are closing once the flush is done */

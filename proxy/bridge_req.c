@@ -21,6 +21,44 @@
 #define KB_READ_MORE (64 * 1024) /* top-up read after a full 4 KiB libevent read */
 #define KB_TLS_RECORD 16384      /* a full TLS record's payload */
 
+/*
+ * After a SaslHandshake v0 (pre-KIP-152 clients, e.g. kafka-python 2.0), the client sends raw
+ * SASL tokens: a size prefix and the token, no Kafka header. Each is forwarded by length and
+ * answered by one raw frame; the first frame that reads as a Kafka request ends the exchange.
+ * STEP_DONE with req_remaining set: a token, being forwarded; STEP_DONE with req_remaining 0:
+ * a request, to be read as usual.
+ */
+static enum frame_step
+bridge_start_sasl_token(struct bridge *br, struct evbuffer *in, size_t total)
+{
+    size_t need =
+        total < KP_FRAME_PREFIX + KB_HEADER_PEEK ? total : KP_FRAME_PREFIX + KB_HEADER_PEEK;
+    const uint8_t *p;
+
+    if (evbuffer_get_length(in) < need) {
+        return STEP_WAIT;
+    }
+    p = evbuffer_pullup(in, (ev_ssize_t)need);
+    if (!p) {
+        bridge_close(br, KB_LOG_ERROR, "out of memory reading a request header");
+        return STEP_CLOSED;
+    }
+    if (kp_request_plausible(p + KP_FRAME_PREFIX, need - KP_FRAME_PREFIX)) {
+        br->sasl_raw = false;
+        bridge_log(br, KB_LOG_DEBUG, "SASL (SaslHandshake v0) exchange over; Kafka requests again");
+        return STEP_DONE;
+    }
+    /* Never logged: the token is a credential. */
+    bridge_log(br, KB_LOG_DEBUG, "raw SASL token, %zu bytes (SaslHandshake v0)", total);
+    if (!inflight_push(&br->inflight, 0, KB_INFLIGHT_RAW_SASL, 0, metrics_now())) {
+        bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
+                     KB_INFLIGHT_MAX);
+        return STEP_CLOSED;
+    }
+    br->req_remaining = total;
+    return STEP_DONE;
+}
+
 /* Reads the header of the request at the start of in and records it. */
 static enum frame_step
 bridge_start_request(struct bridge *br, struct evbuffer *in)
@@ -53,6 +91,12 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
         return STEP_CLOSED;
     }
     total = KP_FRAME_PREFIX + size;
+    if (br->sasl_raw) {
+        enum frame_step step = bridge_start_sasl_token(br, in, total);
+        if (step != STEP_DONE || br->req_remaining > 0) {
+            return step;
+        }
+    }
     need = total < KP_FRAME_PREFIX + KB_HEADER_PEEK ? total : KP_FRAME_PREFIX + KB_HEADER_PEEK;
     for (;;) {
         if (avail < need) {

@@ -123,6 +123,44 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
     return STEP_DONE;
 }
 
+/* The answer to a raw SASL token: one frame with no Kafka header, forwarded by length. */
+static enum frame_step
+bridge_start_sasl_answer(struct bridge *br, struct evbuffer *in)
+{
+    uint8_t pre[KP_FRAME_PREFIX];
+    size_t size = 0;
+
+    if (evbuffer_get_length(in) < sizeof(pre)) {
+        return STEP_WAIT;
+    }
+    evbuffer_copyout(in, pre, sizeof(pre));
+    if (kp_frame_size(pre, sizeof(pre), br->set->conf->max_frame_bytes, &size) != KP_OK) {
+        br->cl->metrics->protocol_errors++;
+        bridge_close(br, KB_LOG_ERROR, "broker sent a SASL token frame with an invalid size");
+        return STEP_CLOSED;
+    }
+    inflight_pop(&br->inflight);
+    br->resp_remaining = KP_FRAME_PREFIX + size;
+    return STEP_DONE;
+}
+
+/*
+ * A SaslHandshake v0 answer with no error switches the client to raw SASL tokens (see
+ * bridge_start_sasl_token). STEP_WAIT until its error code has arrived.
+ */
+static enum frame_step
+bridge_note_sasl_handshake(struct bridge *br, struct evbuffer *in)
+{
+    uint8_t head[KP_RESPONSE_PEEK + 2];
+
+    if (evbuffer_get_length(in) < sizeof(head)) {
+        return STEP_WAIT;
+    }
+    evbuffer_copyout(in, head, sizeof(head));
+    br->sasl_raw = head[KP_RESPONSE_PEEK] == 0 && head[KP_RESPONSE_PEEK + 1] == 0;
+    return STEP_DONE;
+}
+
 /* Looks at the response starting at in: pass it through by length, or rewrite it whole. */
 static enum frame_step
 bridge_start_response(struct bridge *br, struct evbuffer *in)
@@ -135,6 +173,10 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
     enum kp_status st;
     int32_t cid = 0;
 
+    req = inflight_peek(&br->inflight);
+    if (req && req->api_key == KB_INFLIGHT_RAW_SASL) {
+        return bridge_start_sasl_answer(br, in);
+    }
     if (avail < sizeof(head)) {
         return STEP_WAIT;
     }
@@ -147,13 +189,16 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         return STEP_CLOSED;
     }
     total = KP_FRAME_PREFIX + size;
-    req = inflight_peek(&br->inflight);
     if (!req || req->correlation_id != cid) {
         br->cl->metrics->protocol_errors++;
         bridge_close(br, KB_LOG_ERROR,
                      "broker sent a response with correlation id %d, expected %s%d", (int)cid,
                      req ? "" : "none; ", req ? (int)req->correlation_id : 0);
         return STEP_CLOSED;
+    }
+    if (req->api_key == KP_API_SASL_HANDSHAKE && req->api_version == 0 &&
+        bridge_note_sasl_handshake(br, in) == STEP_WAIT) {
+        return STEP_WAIT;
     }
     if (!kp_api_response_needs_rewrite(req->api_key, req->api_version)) {
         metrics_observe(&br->cl->metrics->request_latency, metrics_now() - req->sent);

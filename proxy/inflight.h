@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #define KB_INFLIGHT_MAX 65536 /* requests one connection may have outstanding */
+#define KB_INFLIGHT_RAW_SASL                                                                       \
+    (-1) /* api_key of a raw SASL token (after SaslHandshake v0): its                              \
+            answer is one frame with no Kafka header */
 
 struct inflight_entry {
     int32_t correlation_id; /* from the request header */

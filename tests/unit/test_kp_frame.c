@@ -251,6 +251,30 @@ test_kp_frame_response_peek(void)
     CHECK(kp_frame_response_peek(big, sizeof(big), 100, &size, &cid) == KP_TOO_LARGE);
 }
 
+/* kp_request_plausible: requests yes, raw SASL tokens of every common mechanism no. */
+static void
+test_kp_frame_request_plausible(void)
+{
+    /* Metadata v1, correlation id 7, client id "c". */
+    const uint8_t md[] = {0, 3, 0, 1, 0, 0, 0, 7, 0, 1, 'c', 0xff, 0xff, 0xff, 0xff};
+    const char scram_first[] = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+    const char scram_final[] = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=x";
+    const uint8_t plain[] = {0, 'u', 's', 'e', 'r', 0, 'p', 'e', 'n', 'c', 'i', 'l'};
+    const uint8_t plain_short[] = {0, 'A', 0, 'p', 'w'};
+    const uint8_t gssapi[] = {0x60, 0x82, 0x02, 0x5b, 0x06, 0x09, 0x2a, 0x86, 0x48};
+    const uint8_t oauth_fail[] = {0x01};
+    const uint8_t bad_version[] = {0, 3, 0, 40, 0, 0, 0, 7, 0, 1, 'c'};
+
+    CHECK(kp_request_plausible(md, sizeof(md)));
+    CHECK(!kp_request_plausible((const uint8_t *)scram_first, strlen(scram_first)));
+    CHECK(!kp_request_plausible((const uint8_t *)scram_final, strlen(scram_final)));
+    CHECK(!kp_request_plausible(plain, sizeof(plain)));
+    CHECK(!kp_request_plausible(plain_short, sizeof(plain_short)));
+    CHECK(!kp_request_plausible(gssapi, sizeof(gssapi)));
+    CHECK(!kp_request_plausible(oauth_fail, sizeof(oauth_fail)));
+    CHECK(!kp_request_plausible(bad_version, sizeof(bad_version)));
+}
+
 int
 main(void)
 {
@@ -262,5 +286,6 @@ main(void)
     RUN(test_kp_frame_produce_bad_transactional_id);
     RUN(test_kp_frame_response_headers);
     RUN(test_kp_frame_response_peek);
+    RUN(test_kp_frame_request_plausible);
     return TEST_DONE();
 }
