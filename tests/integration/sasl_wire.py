@@ -221,10 +221,10 @@ class ScramClient:
     bad_nonce: send a nonce other than the combined one; repeat_nonce: librdkafka < 2.6.1's
     client nonce + combined nonce; the password may simply be wrong."""
 
-    def __init__(self, mech, user, password, bad_nonce=False, repeat_nonce=False):
+    def __init__(self, mech, user, password, bad_nonce=False, repeat_nonce=False, cnonce=None):
         self.mech, self.user, self.password = mech, user, password
         self.bad_nonce, self.repeat_nonce = bad_nonce, repeat_nonce
-        self.cnonce = base64.b64encode(os.urandom(18)).decode().replace("=", "")
+        self.cnonce = cnonce or base64.b64encode(os.urandom(18)).decode().replace("=", "")
         name = user.replace("=", "=3D").replace(",", "=2C")
         self.first_bare = f"n={name},r={self.cnonce}"
 
