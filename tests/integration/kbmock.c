@@ -105,6 +105,7 @@ struct kbm_req {
     int16_t api_key;     /* request api key */
     int16_t api_version; /* request version: the response's layout */
     int32_t corr;        /* correlation id, for the log */
+    bool drop;           /* Produce acks=0: Kafka sends no response, so the mock's is dropped */
 };
 
 /* One --topic NAME:PARTITIONS. */
@@ -708,7 +709,11 @@ conn_on_sasl_without_sasl(struct kbm_conn *c, int16_t key, int16_t version, int3
     return ok;
 }
 
-/* Whether a Produce request expects a response: not with acks=0. Unparseable: assume it does. */
+/*
+ * Whether a Produce request expects a response: not with acks=0. Unparseable: assume it does.
+ * librdkafka's mock answers acks=0 all the same; framed fronts drop that answer, as Kafka
+ * would never send it, and so that SASL answers made here stay in order behind it.
+ */
 static bool
 produce_expects_response(int16_t version, struct kp_reader *r)
 {
@@ -753,7 +758,7 @@ conn_client_frames(struct kbm_conn *c)
         int16_t version;
         int32_t corr;
         bool local;
-        bool expects = true;
+        bool drop = false;
 
         if (avail < 4) {
             break;
@@ -853,19 +858,14 @@ conn_client_frames(struct kbm_conn *c)
             continue;
         }
         if (key == KBM_API_PRODUCE) {
-            expects = produce_expects_response(version, &r);
+            drop = !produce_expects_response(version, &r);
         }
-        if (expects) {
-            struct kbm_req *q;
-
-            if (c->inflight_n == KBM_INFLIGHT_MAX) {
-                break; /* resumed as responses come back */
-            }
-            q = &c->inflight[(c->inflight_head + c->inflight_n++) % KBM_INFLIGHT_MAX];
-            q->api_key = key;
-            q->api_version = version;
-            q->corr = corr;
+        if (c->inflight_n == KBM_INFLIGHT_MAX) {
+            break; /* resumed as responses come back */
         }
+        c->inflight[(c->inflight_head + c->inflight_n) % KBM_INFLIGHT_MAX] =
+            (struct kbm_req){key, version, corr, drop};
+        c->inflight_n++;
         kbm->bytes_to_mock += 4 + (size_t)size;
         evbuffer_remove_buffer(in, bufferevent_get_output(c->upstream), 4 + (size_t)size);
         if (evbuffer_get_length(bufferevent_get_output(c->upstream)) >= KBM_HIGH_WATER) {
@@ -972,7 +972,7 @@ conn_upstream_frames(struct kbm_conn *c)
         size_t avail = evbuffer_get_length(in);
         uint8_t hdr[4];
         uint32_t size;
-        struct kbm_req q = {-1, 0, 0};
+        struct kbm_req q = {-1, 0, 0, false};
 
         if (avail < 4) {
             break;
@@ -993,7 +993,9 @@ conn_upstream_frames(struct kbm_conn *c)
             c->inflight_n--;
             answered = true;
         }
-        if (q.api_key == KBM_API_API_VERSIONS) {
+        if (q.drop) {
+            evbuffer_drain(in, 4 + (size_t)size);
+        } else if (q.api_key == KBM_API_API_VERSIONS) {
             const uint8_t *frame = evbuffer_pullup(in, 4 + (ssize_t)size);
 
             if (frame == NULL || !conn_send_api_versions(c, q.api_version, frame + 4, size)) {

@@ -443,3 +443,20 @@ def test_kafkajs_with_a_v0_only_broker_uses_raw_tokens(kbmock, certs):
     s = mock.stats()
     assert s["sasl_v0_auths"] >= 2 and s["sasl_v0_auths"] == s["sasl_auths"], s
     assert s["sasl_failures"] == 0, s
+
+
+def test_produce_acks_0_expects_no_response_and_keeps_sasl_in_order(kbmock, certs):
+    """Kafka sends no response to a Produce with acks=0. librdkafka's mock does, so kbmock drops
+    it; the SASL request after it (a re-authentication here) must still be answered in order."""
+    import struct
+
+    mock = sasl_mock(kbmock)
+    with conn(mock, certs) as c:
+        assert sw.sasl_login(c, "PLAIN", *ALICE)[0] == 0
+        # Produce v3: transactional_id null, acks 0, timeout, no topics
+        c.corr += 1
+        c.send_frame(struct.pack(">hhi", 0, 3, c.corr) + sw.kstring("t") +
+                     struct.pack(">hhii", -1, 0, 1000, 0))
+        assert sw.sasl_login(c, "PLAIN", *ALICE)[0] == 0  # answered, not stuck behind it
+        assert c.metadata() == 2
+    assert mock.stats()["sasl_reauths"] == 1
