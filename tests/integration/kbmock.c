@@ -17,6 +17,13 @@
  * KIP-951 NodeEndpoints of Produce/Fetch), as MSK advertises b-N.<cluster>...:9094. `down`/`up`
  * act on the TLS endpoint only, as in plain msk mode: the broker stays in Metadata (and keeps
  * its partitions) while its advertised address refuses connections.
+ *
+ * SASL (--sasl-mechanisms, issue 14): librdkafka's mock has none, so the fronts enforce it the
+ * way Kafka's SaslServerAuthenticator does. Such a front no longer pumps bytes blindly: it frames
+ * each request, answers SaslHandshake/SaslAuthenticate (and raw tokens after a v0 handshake)
+ * itself with kbmock_sasl.c, forwards the rest, and frames the mock's responses to keep a FIFO
+ * of what is outstanding (answers made here wait for it, so responses stay in order) and to add
+ * the SASL APIs to ApiVersions. Without SASL options nothing of this runs.
  */
 #include <arpa/inet.h>
 #include <dirent.h>

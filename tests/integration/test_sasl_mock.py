@@ -460,3 +460,32 @@ def test_produce_acks_0_expects_no_response_and_keeps_sasl_in_order(kbmock, cert
         assert sw.sasl_login(c, "PLAIN", *ALICE)[0] == 0  # answered, not stuck behind it
         assert c.metadata() == 2
     assert mock.stats()["sasl_reauths"] == 1
+
+
+def test_malformed_frames_close_the_connection_and_kbmock_lives_on(kbmock, certs):
+    import struct
+
+    mock = sasl_mock(kbmock)
+    bad = [
+        struct.pack(">hhi", 17, 1, 1),                                # header cut before client id
+        struct.pack(">hhi", 17, 1, 1) + sw.kstring("x") + b"\x00",    # mechanism string cut
+        b"\x00",                                                      # frame shorter than a header
+    ]
+    for payload in bad:
+        with conn(mock, certs) as c:
+            c.send_frame(payload)
+            assert c.is_closed(), payload
+    with conn(mock, certs) as c:  # SaslAuthenticate v2 whose auth bytes run past the frame
+        assert c.handshake("PLAIN")[0] == 0
+        c.send_frame(struct.pack(">hhi", 36, 2, 9) + sw.kstring("x") + b"\x00\x09")
+        assert c.is_closed()
+    with conn(mock, certs) as c:  # a size prefix far beyond any request
+        c.sock.sendall(struct.pack(">i", 0x7FFFFFFF))
+        assert c.is_closed()
+    with conn(mock, certs) as c:  # a raw token too long for any mechanism
+        assert c.handshake("PLAIN", version=0)[0] == 0
+        c.send_frame(b"\x00" * 5000)
+        assert c.is_closed()
+    with conn(mock, certs) as c:  # and the next client is served normally
+        assert sw.sasl_login(c, "SCRAM-SHA-512", *ALICE)[0] == 0
+        assert c.metadata() == 2
