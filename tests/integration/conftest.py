@@ -206,13 +206,14 @@ class KbMock:
     """A running kbmock. Its stdout is read on a thread; commands get their reply line back."""
 
     def __init__(self, build, certs_dir, tmp_path, mode, cert, topics, brokers, bootstrap_port,
-                 tag):
+                 tag, sasl=None):
         cmd = [str(build / "kbmock"), "--certs", str(certs_dir), "--brokers", str(brokers),
                "--cert", cert, "--mode", mode]
         for t in topics:
             cmd += ["--topic", t]
         if bootstrap_port:
             cmd += ["--bootstrap-port", str(bootstrap_port)]
+        cmd += _sasl_args(**(sasl or {}))
         self.mode = mode
         self.log_path = tmp_path / f"kbmock-{tag}.log"
         with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
@@ -280,14 +281,46 @@ class KbMock:
         return self.proc.returncode
 
 
+def _sasl_args(sasl_mechanisms=None, sasl_users=None, sasl_session_ms=None, sasl_v0_only=False,
+               sasl_strict_nonce=False, sasl_off=()):
+    """kbmock's --sasl-* options. sasl_mechanisms: "SCRAM-SHA-512,PLAIN" or a list (None: no
+    SASL, kbmock's fronts are plain byte pumps as before); sasl_users: {name: password};
+    sasl_off: broker ids (or "bootstrap") whose front is a Kafka port without SASL."""
+    if not sasl_mechanisms:
+        assert not (sasl_users or sasl_session_ms or sasl_v0_only or sasl_strict_nonce or
+                    sasl_off), "kbmock: --sasl-* options need sasl_mechanisms"
+        return []
+    if not isinstance(sasl_mechanisms, str):
+        sasl_mechanisms = ",".join(sasl_mechanisms)
+    args = ["--sasl-mechanisms", sasl_mechanisms]
+    for name, password in (sasl_users or SASL_USERS).items():
+        args += ["--sasl-user", f"{name}:{password}"]
+    if sasl_session_ms is not None:
+        args += ["--sasl-session-ms", str(sasl_session_ms)]
+    if sasl_v0_only:
+        args.append("--sasl-handshake-v0-only")
+    if sasl_strict_nonce:
+        args.append("--sasl-strict-nonce")
+    for front in sasl_off:
+        args += ["--sasl-off", str(front)]
+    return args
+
+
+# Default test users of a SASL-enforcing kbmock (sasl_users overrides).
+SASL_USERS = {"alice": "alice-secret-1", "bob": "bob-secret-2"}
+
+
 @pytest.fixture
 def kbmock(build_dir, certs, tmp_path, request):
-    """kbmock(mode="msk", cert="server", topics=("orders:6",), brokers=3, bootstrap_port=None)."""
+    """kbmock(mode="msk", cert="server", topics=("orders:6",), brokers=3, bootstrap_port=None,
+    **sasl) with sasl keywords as in _sasl_args (sasl_mechanisms, sasl_users, sasl_session_ms,
+    sasl_v0_only, sasl_strict_nonce, sasl_off)."""
     mocks = []
 
-    def start(mode="msk", cert="server", topics=("orders:6",), brokers=3, bootstrap_port=None):
+    def start(mode="msk", cert="server", topics=("orders:6",), brokers=3, bootstrap_port=None,
+              **sasl):
         m = KbMock(build_dir, certs, tmp_path, mode, cert, topics, brokers, bootstrap_port,
-                   f"{len(mocks)}")
+                   f"{len(mocks)}", sasl)
         mocks.append(m)
         return m
 

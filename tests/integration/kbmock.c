@@ -17,6 +17,13 @@
  * KIP-951 NodeEndpoints of Produce/Fetch), as MSK advertises b-N.<cluster>...:9094. `down`/`up`
  * act on the TLS endpoint only, as in plain msk mode: the broker stays in Metadata (and keeps
  * its partitions) while its advertised address refuses connections.
+ *
+ * SASL (--sasl-mechanisms, issue 14): librdkafka's mock has none, so the fronts enforce it the
+ * way Kafka's SaslServerAuthenticator does. Such a front no longer pumps bytes blindly: it frames
+ * each request, answers SaslHandshake/SaslAuthenticate (and raw tokens after a v0 handshake)
+ * itself with kbmock_sasl.c, forwards the rest, and frames the mock's responses to keep a FIFO
+ * of what is outstanding (answers made here wait for it, so responses stay in order) and to add
+ * the SASL APIs to ApiVersions. Without SASL options nothing of this runs.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -48,6 +55,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "kbmock_sasl.h"
+#include "kp_buf.h"
+
 /* rd_kafka_mock_broker_set_host_port(): --advertise-host (tested with 2.12.0) */
 #if defined(RD_KAFKA_VERSION) && RD_KAFKA_VERSION >= 0x020c0000
 #define KBM_HAVE_SET_HOST_PORT 1
@@ -60,11 +70,49 @@
 #define KBM_HIGH_WATER (512 * 1024) /* stop reading one side while the other has this queued */
 #define KBM_REBIND_MS 5000          /* msk mode: wait this long for the mock to let go of P */
 #define KBM_UP_REBIND_MS 2000       /* `up`: wait this long to get a front's port back */
+#define KBM_INFLIGHT_MAX 1024       /* framed fronts: requests awaiting the mock's response */
+#define KBM_FRAME_MAX (100 * 1024 * 1024) /* framed fronts: a bigger size prefix closes */
+
+/* Kafka api keys and error codes kbmock's SASL layer handles itself. */
+#define KBM_API_PRODUCE 0
+#define KBM_API_SASL_HANDSHAKE 17
+#define KBM_API_API_VERSIONS 18
+#define KBM_API_SASL_AUTHENTICATE 36
+#define KBM_ERR_UNSUPPORTED_SASL_MECHANISM 33
+#define KBM_ERR_ILLEGAL_SASL_STATE 34
+#define KBM_ERR_SASL_AUTHENTICATION_FAILED 58
 
 enum kbm_mode {
     KBM_MODE_MSK = 0, /* TLS at the advertised address itself */
     KBM_MODE_FRONT,   /* TLS on a separate port per broker */
     KBM_MODE_PLAIN    /* no TLS at all */
+};
+
+/*
+ * How a front treats the Kafka stream. RAW is what kbmock always did (bytes pumped, nothing
+ * parsed) and stays the default; the other two frame every request and response.
+ */
+enum kbm_front_sasl {
+    KBM_FRONT_RAW = 0, /* no SASL options given: byte pump */
+    KBM_FRONT_NOSASL,  /* --sasl-off ID: a Kafka listener without SASL (Sasl* -> error 34) */
+    KBM_FRONT_SASL     /* SASL enforced as SaslServerAuthenticator does */
+};
+
+/* Where a connection on a SASL front stands. */
+enum kbm_auth_state {
+    KBM_AUTH_NONE = 0, /* nothing yet: ApiVersions and SaslHandshake allowed */
+    KBM_AUTH_V1,       /* SaslHandshake v1 done: SaslAuthenticate frames expected */
+    KBM_AUTH_RAW,      /* SaslHandshake v0 done: raw length-prefixed tokens expected */
+    KBM_AUTH_DONE,     /* authenticated: requests go to the mock until the session ends */
+    KBM_AUTH_REAUTH    /* authenticated, re-authentication handshake done (KIP-368) */
+};
+
+/* One request forwarded to the mock and not answered yet (framed fronts). */
+struct kbm_req {
+    int16_t api_key;     /* request api key */
+    int16_t api_version; /* request version: the response's layout */
+    int32_t corr;        /* correlation id, for the log */
+    bool drop;           /* Produce acks=0: Kafka sends no response, so the mock's is dropped */
 };
 
 /* One --topic NAME:PARTITIONS. */
@@ -83,6 +131,9 @@ struct kbm_opts {
     int n_topics;                            /* entries in topics */
     int bootstrap_port;                      /* --bootstrap-port, 0 if none */
     const char *advertise_host;              /* --advertise-host (msk mode only), NULL if none */
+    bool sasl_on;                            /* --sasl-mechanisms given: framed fronts */
+    struct kbm_sasl_conf sasl;               /* --sasl-* */
+    bool sasl_off[KBM_MAX_BROKERS + 1];      /* --sasl-off ID: broker ID's front, 0: bootstrap */
 };
 
 struct kbm;
@@ -96,6 +147,7 @@ struct kbm_front {
     struct sockaddr_in listen_addr; /* where clients connect; port filled in once bound */
     struct sockaddr_in target;      /* the mock's plaintext address */
     struct evconnlistener *lev;     /* NULL while the broker is down */
+    enum kbm_front_sasl sasl;       /* how the stream is treated */
 };
 
 /* One accepted client connection and its plaintext leg to the mock. */
@@ -108,7 +160,15 @@ struct kbm_conn {
     struct bufferevent *upstream; /* to the mock; NULL until the handshake is done or once gone */
     bool handshake_done;          /* counted in tls_handshakes_ok */
     bool draining;                /* one side is gone; close once the other has flushed */
-    struct kbm_conn *prev;        /* kbm->conns list */
+    enum kbm_auth_state auth;     /* SASL fronts: authentication state */
+    struct kbm_sasl_exchange sx;  /* SASL fronts: the exchange under way */
+    enum kbm_sasl_mech mech;      /* mechanism of the current session (re-auth must keep it) */
+    char principal[KBM_SASL_NAME_MAX]; /* user of the current session (re-auth must keep it) */
+    long session_end_ms;               /* kbm_now_ms() at which the session expires; 0: never */
+    struct kbm_req inflight[KBM_INFLIGHT_MAX]; /* framed fronts: forwarded, unanswered, FIFO */
+    int inflight_head;                         /* index of the oldest entry */
+    int inflight_n;                            /* entries in use */
+    struct kbm_conn *prev;                     /* kbm->conns list */
     struct kbm_conn *next;
 };
 
@@ -132,6 +192,13 @@ struct kbm {
     uint64_t hs_resumed;                            /* stats: ... of them resumed sessions */
     uint64_t hs_failed;                             /* stats: TLS handshakes that failed */
     uint64_t bytes_to_mock; /* stats: bytes forwarded from fronts' clients to the mock */
+    uint64_t sasl_auths;    /* stats: successful first authentications (any handshake version) */
+    uint64_t sasl_v0_auths; /* stats: ... of them with raw tokens after SaslHandshake v0 */
+    uint64_t sasl_reauths;  /* stats: successful KIP-368 re-authentications */
+    uint64_t sasl_failures; /* stats: refused authentications (credentials, mechanism, state) */
+    uint64_t sasl_expired_closes; /* stats: connections closed for a request after session end */
+    uint64_t sasl_unauth_closes;  /* stats: connections closed for a request before auth */
+    uint64_t sasl_nonce_quirks;   /* stats: SCRAM exchanges that repeated the client nonce */
 };
 
 static void kbm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -193,6 +260,7 @@ kbm_now_ms(void)
 static void
 conn_free(struct kbm_conn *c)
 {
+    kbm_sasl_exchange_clear(&c->sx);
     if (c->client != NULL) {
         bufferevent_free(c->client);
     }
@@ -238,13 +306,23 @@ conn_pump(struct kbm_conn *c, struct bufferevent *from)
     }
 }
 
+static bool conn_client_frames(struct kbm_conn *c);
+static bool conn_upstream_frames(struct kbm_conn *c);
+
 static void
 conn_on_read(struct bufferevent *bev, void *arg)
 {
     struct kbm_conn *c = arg;
 
-    if (!c->draining) {
+    if (c->draining) {
+        return;
+    }
+    if (c->front->sasl == KBM_FRONT_RAW) {
         conn_pump(c, bev);
+    } else if (bev == c->client) {
+        (void)conn_client_frames(c);
+    } else {
+        (void)conn_upstream_frames(c);
     }
 }
 
@@ -263,6 +341,12 @@ conn_on_write(struct bufferevent *bev, void *arg)
     bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     if (other != NULL) {
         bufferevent_enable(other, EV_READ);
+        /* framed fronts may hold whole frames that were read before the pause */
+        if (c->front->sasl != KBM_FRONT_RAW && bev == c->upstream) {
+            (void)conn_client_frames(c);
+        } else if (c->front->sasl != KBM_FRONT_RAW) {
+            (void)conn_upstream_frames(c);
+        }
     }
 }
 
@@ -285,6 +369,661 @@ conn_drop_leg(struct kbm_conn *c, struct bufferevent *dead)
     c->draining = true;
     bufferevent_disable(other, EV_READ);
     bufferevent_setwatermark(other, EV_WRITE, 0, 0);
+}
+
+/* --- framed fronts: Kafka requests seen one by one, SASL answered here ------------------------ */
+
+static const char *
+kbm_api_name(int16_t key)
+{
+    switch (key) {
+    case KBM_API_PRODUCE:
+        return "Produce";
+    case 1:
+        return "Fetch";
+    case 3:
+        return "Metadata";
+    case 10:
+        return "FindCoordinator";
+    case KBM_API_SASL_HANDSHAKE:
+        return "SaslHandshake";
+    case KBM_API_API_VERSIONS:
+        return "ApiVersions";
+    case KBM_API_SASL_AUTHENTICATE:
+        return "SaslAuthenticate";
+    default:
+        return "request";
+    }
+}
+
+/* Closes c once the client has been sent what is queued for it (an error response). */
+static void
+conn_close_after_flush(struct kbm_conn *c)
+{
+    if (c->upstream != NULL) {
+        conn_drop_leg(c, c->upstream); /* frees c at once if nothing is queued */
+        return;
+    }
+    if (c->client == NULL || evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
+        conn_free(c);
+        return;
+    }
+    c->draining = true;
+    bufferevent_disable(c->client, EV_READ);
+    bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
+}
+
+/* Queues one response frame (size prefix + w's bytes) for the client; false when out of memory. */
+static bool
+conn_send_frame(struct kbm_conn *c, const struct kp_writer *w)
+{
+    uint8_t size[4];
+    struct evbuffer *out = bufferevent_get_output(c->client);
+
+    if (w->failed) {
+        return false;
+    }
+    size[0] = (uint8_t)(w->len >> 24);
+    size[1] = (uint8_t)(w->len >> 16);
+    size[2] = (uint8_t)(w->len >> 8);
+    size[3] = (uint8_t)w->len;
+    return evbuffer_add(out, size, 4) == 0 && evbuffer_add(out, w->buf, w->len) == 0;
+}
+
+/* SaslHandshake response (v0 and v1 are alike): error, then the enabled mechanisms. */
+static bool
+conn_send_handshake(struct kbm_conn *c, int32_t corr, int16_t error, bool list)
+{
+    const struct kbm_sasl_conf *sc = &c->kbm->opts.sasl;
+    struct kp_writer w;
+    int32_t n = 0;
+    int i;
+    bool ok;
+
+    for (i = 0; list && i < KBM_SASL_N_MECHS; i++) {
+        n += sc->enabled[i] ? 1 : 0;
+    }
+    kp_writer_init(&w);
+    kp_writer_i32(&w, corr);
+    kp_writer_i16(&w, error);
+    kp_writer_array_len(&w, 0, n);
+    for (i = 0; list && i < KBM_SASL_N_MECHS; i++) {
+        if (sc->enabled[i]) {
+            const char *name = kbm_sasl_mech_name((enum kbm_sasl_mech)i);
+
+            kp_writer_string(&w, 0, name, strlen(name));
+        }
+    }
+    ok = conn_send_frame(c, &w);
+    kp_writer_free(&w);
+    return ok;
+}
+
+/* SaslAuthenticate response v0-v2 (v2 flexible: header and body tagged fields, compact types). */
+static bool
+conn_send_authenticate(struct kbm_conn *c, int32_t corr, int16_t version, int16_t error,
+                       const char *message, const uint8_t *token, size_t token_len,
+                       int64_t session_ms)
+{
+    unsigned flex = version >= 2 ? KP_COMPACT : 0;
+    struct kp_writer w;
+    bool ok;
+
+    kp_writer_init(&w);
+    kp_writer_i32(&w, corr);
+    if (flex) {
+        kp_writer_uvarint(&w, 0);
+    }
+    kp_writer_i16(&w, error);
+    kp_writer_string(&w, flex | KP_NULLABLE, message, message ? strlen(message) : 0);
+    kp_writer_bytes(&w, flex, token_len ? token : (const uint8_t *)"", token_len);
+    if (version >= 1) {
+        kp_writer_i64(&w, session_ms);
+    }
+    if (flex) {
+        kp_writer_uvarint(&w, 0);
+    }
+    ok = conn_send_frame(c, &w);
+    kp_writer_free(&w);
+    return ok;
+}
+
+/* A raw SASL token frame (after SaslHandshake v0): size prefix and the token, no Kafka header. */
+static bool
+conn_send_raw_token(struct kbm_conn *c, const uint8_t *token, size_t len)
+{
+    struct kp_writer w;
+    bool ok;
+
+    kp_writer_init(&w);
+    kp_writer_raw(&w, token, len);
+    ok = conn_send_frame(c, &w);
+    kp_writer_free(&w);
+    return ok;
+}
+
+/* A session starts (or, re-authenticated, starts again) now. */
+static void
+conn_session_start(struct kbm_conn *c, bool reauth, bool raw)
+{
+    struct kbm *kbm = c->kbm;
+
+    c->mech = c->sx.mech;
+    snprintf(c->principal, sizeof(c->principal), "%s", c->sx.principal);
+    c->session_end_ms =
+        kbm->opts.sasl.session_ms > 0 ? kbm_now_ms() + kbm->opts.sasl.session_ms : 0;
+    c->auth = KBM_AUTH_DONE;
+    if (reauth) {
+        kbm->sasl_reauths++;
+    } else {
+        kbm->sasl_auths++;
+        kbm->sasl_v0_auths += raw ? 1 : 0;
+    }
+    kbm->sasl_nonce_quirks += c->sx.nonce_quirk ? 1 : 0;
+    kbm_log("conn #%lu: %s %s as '%s'%s%s", c->id, reauth ? "re-authenticated" : "authenticated",
+            kbm_sasl_mech_name(c->mech), c->principal, raw ? " (SaslHandshake v0, raw tokens)" : "",
+            c->sx.nonce_quirk ? " (client-final repeated the client nonce: tolerated)" : "");
+    kbm_sasl_exchange_clear(&c->sx);
+}
+
+/* Logs a refused authentication, counts it; the caller closes. */
+static void
+conn_auth_failed(struct kbm_conn *c, const char *why)
+{
+    c->kbm->sasl_failures++;
+    kbm_log("conn #%lu: authentication failed (%s): %s", c->id, kbm_sasl_mech_name(c->sx.mech),
+            why);
+    kbm_sasl_exchange_clear(&c->sx);
+}
+
+/*
+ * SaslHandshake on a SASL front. Returns false when c is gone or closing.
+ */
+static bool
+conn_on_handshake(struct kbm_conn *c, int16_t version, int32_t corr, struct kp_reader *r)
+{
+    const struct kbm_sasl_conf *sc = &c->kbm->opts.sasl;
+    struct kp_view mech_name;
+    enum kbm_sasl_mech mech;
+
+    if (version > 1 || (version == 1 && sc->v0_only)) {
+        /* a broker that does not know the version cannot answer it; Kafka closes */
+        kbm_log("conn #%lu: SaslHandshake v%d not offered: closing", c->id, version);
+        conn_free(c);
+        return false;
+    }
+    if (kp_reader_string(r, 0, &mech_name) != KP_OK) {
+        kbm_log("conn #%lu: malformed SaslHandshake: closing", c->id);
+        conn_free(c);
+        return false;
+    }
+    if (c->auth == KBM_AUTH_V1 || c->auth == KBM_AUTH_REAUTH ||
+        (c->auth == KBM_AUTH_DONE && version == 0)) {
+        /* a second handshake, or a re-authentication without SaslAuthenticate v1+ (KIP-368) */
+        kbm_log("conn #%lu: SaslHandshake v%d out of order: ILLEGAL_SASL_STATE, closing", c->id,
+                version);
+        c->kbm->sasl_failures++;
+        if (conn_send_handshake(c, corr, KBM_ERR_ILLEGAL_SASL_STATE, true)) {
+            conn_close_after_flush(c);
+        } else {
+            conn_free(c);
+        }
+        return false;
+    }
+    if (!kbm_sasl_mech_parse((const char *)mech_name.ptr, mech_name.len, &mech) ||
+        !sc->enabled[mech] || (c->auth == KBM_AUTH_DONE && mech != c->mech)) {
+        kbm_log("conn #%lu: SaslHandshake v%d mechanism '%.*s' %s: UNSUPPORTED_SASL_MECHANISM, "
+                "closing",
+                c->id, version, (int)(mech_name.len < 64 ? mech_name.len : 64),
+                mech_name.ptr ? (const char *)mech_name.ptr : "",
+                c->auth == KBM_AUTH_DONE ? "differs from the session's" : "not enabled");
+        c->kbm->sasl_failures++;
+        if (conn_send_handshake(c, corr, KBM_ERR_UNSUPPORTED_SASL_MECHANISM, true)) {
+            conn_close_after_flush(c);
+        } else {
+            conn_free(c);
+        }
+        return false;
+    }
+    kbm_sasl_exchange_init(&c->sx, mech, c->auth == KBM_AUTH_DONE);
+    kbm_log("conn #%lu: SaslHandshake v%d %s%s", c->id, version, kbm_sasl_mech_name(mech),
+            c->auth == KBM_AUTH_DONE ? " (re-authentication)" : "");
+    c->auth = c->auth == KBM_AUTH_DONE ? KBM_AUTH_REAUTH
+              : version == 0           ? KBM_AUTH_RAW
+                                       : KBM_AUTH_V1;
+    if (!conn_send_handshake(c, corr, 0, true)) {
+        conn_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* SaslAuthenticate on a SASL front. Returns false when c is gone or closing. */
+static bool
+conn_on_authenticate(struct kbm_conn *c, int16_t version, int32_t corr, struct kp_reader *r)
+{
+    const struct kbm_sasl_conf *sc = &c->kbm->opts.sasl;
+    struct kp_view in;
+    uint8_t out[KBM_SASL_TOKEN_MAX];
+    size_t out_len = 0;
+    char err[256];
+    char why[256];
+    bool reauth = c->auth == KBM_AUTH_REAUTH;
+    enum kbm_sasl_result res;
+
+    if (version > 2 || sc->v0_only) {
+        kbm_log("conn #%lu: SaslAuthenticate v%d not offered: closing", c->id, version);
+        conn_free(c);
+        return false;
+    }
+    if (c->auth != KBM_AUTH_V1 && c->auth != KBM_AUTH_REAUTH) {
+        snprintf(err, sizeof(err),
+                 "Unexpected SaslAuthenticate request without a SaslHandshake "
+                 "v1 before it");
+        kbm_log("conn #%lu: %s: ILLEGAL_SASL_STATE, closing", c->id, err);
+        c->kbm->sasl_failures++;
+        if (conn_send_authenticate(c, corr, version, KBM_ERR_ILLEGAL_SASL_STATE, err, NULL, 0, 0)) {
+            conn_close_after_flush(c);
+        } else {
+            conn_free(c);
+        }
+        return false;
+    }
+    if (kp_reader_bytes(r, version >= 2 ? KP_COMPACT : 0, &in) != KP_OK) {
+        kbm_log("conn #%lu: malformed SaslAuthenticate: closing", c->id);
+        conn_free(c);
+        return false;
+    }
+    res = kbm_sasl_exchange_step(sc, &c->sx, in.ptr, in.len, out, sizeof(out), &out_len, err,
+                                 sizeof(err), why, sizeof(why));
+    if (res == KBM_SASL_OK && reauth && strcmp(c->sx.principal, c->principal) != 0) {
+        snprintf(why, sizeof(why), "re-authentication as '%.64s', the session is '%.64s'",
+                 c->sx.principal, c->principal);
+        snprintf(err, sizeof(err),
+                 "Cannot change principals during re-authentication from User:%.64s: User:%.64s",
+                 c->principal, c->sx.principal);
+        res = KBM_SASL_FAILED;
+    }
+    if (res == KBM_SASL_FAILED) {
+        conn_auth_failed(c, why);
+        if (conn_send_authenticate(c, corr, version, KBM_ERR_SASL_AUTHENTICATION_FAILED, err, NULL,
+                                   0, 0)) {
+            conn_close_after_flush(c);
+        } else {
+            conn_free(c);
+        }
+        return false;
+    }
+    if (res == KBM_SASL_OK) {
+        conn_session_start(c, reauth, false);
+    }
+    if (!conn_send_authenticate(c, corr, version, 0, NULL, out, out_len,
+                                res == KBM_SASL_OK ? sc->session_ms : 0)) {
+        conn_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* One raw token after SaslHandshake v0. Kafka closes without a word when it fails. */
+static bool
+conn_on_raw_token(struct kbm_conn *c, const uint8_t *token, size_t len)
+{
+    const struct kbm_sasl_conf *sc = &c->kbm->opts.sasl;
+    uint8_t out[KBM_SASL_TOKEN_MAX];
+    size_t out_len = 0;
+    char err[256];
+    char why[256];
+    enum kbm_sasl_result res;
+
+    res = kbm_sasl_exchange_step(sc, &c->sx, token, len, out, sizeof(out), &out_len, err,
+                                 sizeof(err), why, sizeof(why));
+    if (res == KBM_SASL_FAILED) {
+        conn_auth_failed(c, why);
+        conn_free(c);
+        return false;
+    }
+    if (res == KBM_SASL_OK) {
+        conn_session_start(c, false, true);
+    }
+    /* PLAIN's success is an empty token: a zero size prefix, which kafka-python waits for */
+    if (!conn_send_raw_token(c, out, out_len)) {
+        conn_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* SaslHandshake / SaslAuthenticate on a front without SASL, answered as KafkaApis does. */
+static bool
+conn_on_sasl_without_sasl(struct kbm_conn *c, int16_t key, int16_t version, int32_t corr)
+{
+    bool ok;
+
+    kbm_log("conn #%lu: %s v%d on a listener without SASL: ILLEGAL_SASL_STATE", c->id,
+            kbm_api_name(key), version);
+    if (key == KBM_API_SASL_HANDSHAKE) {
+        ok = conn_send_handshake(c, corr, KBM_ERR_ILLEGAL_SASL_STATE, false);
+    } else {
+        ok = conn_send_authenticate(c, corr, version > 2 ? 2 : version, KBM_ERR_ILLEGAL_SASL_STATE,
+                                    "SaslAuthenticate request received after successful "
+                                    "authentication",
+                                    NULL, 0, 0);
+    }
+    if (!ok) {
+        conn_free(c);
+    }
+    return ok;
+}
+
+/*
+ * Whether a Produce request expects a response: not with acks=0. Unparseable: assume it does.
+ * librdkafka's mock answers acks=0 all the same; framed fronts drop that answer, as Kafka
+ * would never send it, and so that SASL answers made here stay in order behind it.
+ */
+static bool
+produce_expects_response(int16_t version, struct kp_reader *r)
+{
+    int16_t acks = -1;
+
+    if (version >= 3 &&
+        kp_reader_string(r, (version >= 9 ? KP_COMPACT : 0) | KP_NULLABLE, NULL) != KP_OK) {
+        return true;
+    }
+    return kp_reader_i16(r, &acks) != KP_OK || acks != 0;
+}
+
+/* Whether the request header of (key, version) is v2 (flexible), for the APIs looked into. */
+static bool
+request_header_flexible(int16_t key, int16_t version)
+{
+    return (key == KBM_API_PRODUCE && version >= 9) ||
+           (key == KBM_API_SASL_AUTHENTICATE && version >= 2) ||
+           (key == KBM_API_API_VERSIONS && version >= 3);
+}
+
+static bool conn_client_frames(struct kbm_conn *c);
+
+/*
+ * Handles every complete request in the client's input: forwards it to the mock, answers it
+ * here (SASL), or closes. A request answered here waits until the mock has answered every
+ * request before it, so responses stay in request order. false when c was freed.
+ */
+static bool
+conn_client_frames(struct kbm_conn *c)
+{
+    struct kbm *kbm = c->kbm;
+
+    while (!c->draining && c->client != NULL && c->upstream != NULL) {
+        struct evbuffer *in = bufferevent_get_input(c->client);
+        size_t avail = evbuffer_get_length(in);
+        uint8_t hdr[4];
+        uint32_t size;
+        const uint8_t *frame;
+        struct kp_reader r;
+        int16_t key;
+        int16_t version;
+        int32_t corr;
+        bool local;
+        bool drop = false;
+
+        if (avail < 4) {
+            break;
+        }
+        evbuffer_copyout(in, hdr, 4);
+        size = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        if (size > KBM_FRAME_MAX) {
+            kbm_log("conn #%lu: frame size %u: closing", c->id, (unsigned)size);
+            conn_free(c);
+            return false;
+        }
+        if (avail < 4 + (size_t)size) {
+            break;
+        }
+        frame = evbuffer_pullup(in, 4 + (ssize_t)size);
+        if (frame == NULL) {
+            conn_free(c);
+            return false;
+        }
+        if (c->auth == KBM_AUTH_RAW) {
+            uint8_t token[KBM_SASL_TOKEN_MAX];
+
+            if (c->inflight_n > 0) {
+                break;
+            }
+            if (size > sizeof(token)) {
+                kbm_log("conn #%lu: raw SASL token of %u bytes: closing", c->id, (unsigned)size);
+                conn_auth_failed(c, "raw token too long");
+                conn_free(c);
+                return false;
+            }
+            memcpy(token, frame + 4, size);
+            evbuffer_drain(in, 4 + (size_t)size);
+            if (!conn_on_raw_token(c, token, size)) {
+                return false;
+            }
+            OPENSSL_cleanse(token, sizeof(token));
+            continue;
+        }
+        kp_reader_init(&r, frame + 4, size);
+        if (kp_reader_i16(&r, &key) != KP_OK || kp_reader_i16(&r, &version) != KP_OK ||
+            kp_reader_i32(&r, &corr) != KP_OK || kp_reader_string(&r, KP_NULLABLE, NULL) != KP_OK ||
+            (request_header_flexible(key, version) && kp_reader_skip_tags(&r) != KP_OK)) {
+            kbm_log("conn #%lu: malformed request header: closing", c->id);
+            conn_free(c);
+            return false;
+        }
+        local = key == KBM_API_SASL_HANDSHAKE || key == KBM_API_SASL_AUTHENTICATE;
+        if (local && c->inflight_n > 0) {
+            break; /* conn_upstream_frames() calls again once the mock has caught up */
+        }
+        if (!local && c->front->sasl == KBM_FRONT_SASL) {
+            bool allowed_before = key == KBM_API_API_VERSIONS && c->auth == KBM_AUTH_NONE;
+
+            if (c->auth != KBM_AUTH_DONE && !allowed_before) {
+                kbm->sasl_unauth_closes++;
+                kbm_log("conn #%lu: %s (key %d) v%d before authentication: closing", c->id,
+                        kbm_api_name(key), key, version);
+                conn_free(c);
+                return false;
+            }
+            if (c->auth == KBM_AUTH_DONE && c->session_end_ms != 0 &&
+                kbm_now_ms() >= c->session_end_ms) {
+                kbm->sasl_expired_closes++;
+                kbm_log("conn #%lu: %s (key %d) v%d after the session of '%s' expired %ld ms "
+                        "ago: closing",
+                        c->id, kbm_api_name(key), key, version, c->principal,
+                        kbm_now_ms() - c->session_end_ms);
+                conn_free(c);
+                return false;
+            }
+        }
+        if (local) {
+            uint8_t copy[KBM_SASL_TOKEN_MAX + 512];
+            bool ok;
+
+            if (size > sizeof(copy)) {
+                kbm_log("conn #%lu: %s of %u bytes: closing", c->id, kbm_api_name(key),
+                        (unsigned)size);
+                conn_free(c);
+                return false;
+            }
+            memcpy(copy, frame + 4, size);
+            evbuffer_drain(in, 4 + (size_t)size);
+            r.buf = copy; /* same offsets, stable bytes */
+            if (c->front->sasl == KBM_FRONT_NOSASL) {
+                ok = conn_on_sasl_without_sasl(c, key, version, corr);
+            } else if (key == KBM_API_SASL_HANDSHAKE) {
+                ok = conn_on_handshake(c, version, corr, &r);
+            } else {
+                ok = conn_on_authenticate(c, version, corr, &r);
+            }
+            if (!ok) {
+                return false;
+            }
+            OPENSSL_cleanse(copy, sizeof(copy));
+            continue;
+        }
+        if (key == KBM_API_PRODUCE) {
+            drop = !produce_expects_response(version, &r);
+        }
+        if (c->inflight_n == KBM_INFLIGHT_MAX) {
+            break; /* resumed as responses come back */
+        }
+        c->inflight[(c->inflight_head + c->inflight_n) % KBM_INFLIGHT_MAX] =
+            (struct kbm_req){key, version, corr, drop};
+        c->inflight_n++;
+        kbm->bytes_to_mock += 4 + (size_t)size;
+        evbuffer_remove_buffer(in, bufferevent_get_output(c->upstream), 4 + (size_t)size);
+        if (evbuffer_get_length(bufferevent_get_output(c->upstream)) >= KBM_HIGH_WATER) {
+            bufferevent_setwatermark(c->upstream, EV_WRITE, KBM_HIGH_WATER / 2, 0);
+            bufferevent_disable(c->client, EV_READ);
+            break; /* conn_on_write() resumes */
+        }
+    }
+    return true;
+}
+
+/*
+ * Adds SaslHandshake and SaslAuthenticate to the mock's ApiVersions response (librdkafka's mock
+ * has neither), as a Kafka broker lists them: v0-1 and v0-2, or v0 only and no SaslAuthenticate
+ * with --sasl-handshake-v0-only. The response header is v0 for every version; v3+ bodies are
+ * flexible. Anything not understood goes to the client unchanged.
+ */
+static bool
+conn_send_api_versions(struct kbm_conn *c, int16_t version, const uint8_t *body, size_t len)
+{
+    unsigned flex = version >= 3 ? KP_COMPACT : 0;
+    bool v0_only = c->kbm->opts.sasl.v0_only;
+    struct kp_reader r;
+    struct kp_writer w;
+    int32_t corr;
+    int16_t error;
+    int32_t n;
+    int32_t i;
+    int32_t kept = 0;
+    size_t entries_at;
+    bool ok;
+
+    kp_reader_init(&r, body, len);
+    if (kp_reader_i32(&r, &corr) != KP_OK || kp_reader_i16(&r, &error) != KP_OK || error != 0 ||
+        kp_reader_array_len(&r, flex, 6, &n) != KP_OK) {
+        goto verbatim;
+    }
+    /* first pass: validate and count the entries kept */
+    entries_at = r.pos;
+    for (i = 0; i < n; i++) {
+        int16_t key;
+
+        if (kp_reader_i16(&r, &key) != KP_OK || kp_reader_skip(&r, 4) != KP_OK ||
+            (flex && kp_reader_skip_tags(&r) != KP_OK)) {
+            goto verbatim;
+        }
+        kept += key != KBM_API_SASL_HANDSHAKE && key != KBM_API_SASL_AUTHENTICATE;
+    }
+    kp_writer_init(&w);
+    kp_writer_i32(&w, corr);
+    kp_writer_i16(&w, error);
+    kp_writer_array_len(&w, flex, kept + (v0_only ? 1 : 2));
+    r.pos = entries_at;
+    for (i = 0; i < n; i++) {
+        size_t at = r.pos;
+        int16_t key = 0;
+
+        (void)kp_reader_i16(&r, &key);
+        (void)kp_reader_skip(&r, 4);
+        if (flex) {
+            (void)kp_reader_skip_tags(&r);
+        }
+        if (key != KBM_API_SASL_HANDSHAKE && key != KBM_API_SASL_AUTHENTICATE) {
+            kp_writer_raw(&w, body + at, r.pos - at);
+        }
+    }
+    kp_writer_i16(&w, KBM_API_SASL_HANDSHAKE);
+    kp_writer_i16(&w, 0);
+    kp_writer_i16(&w, v0_only ? 0 : 1);
+    if (flex) {
+        kp_writer_uvarint(&w, 0);
+    }
+    if (!v0_only) {
+        kp_writer_i16(&w, KBM_API_SASL_AUTHENTICATE);
+        kp_writer_i16(&w, 0);
+        kp_writer_i16(&w, 2);
+        if (flex) {
+            kp_writer_uvarint(&w, 0);
+        }
+    }
+    kp_writer_raw(&w, body + r.pos, len - r.pos); /* throttle time, tagged fields */
+    ok = conn_send_frame(c, &w);
+    kp_writer_free(&w);
+    return ok;
+verbatim : {
+    struct kp_writer v;
+
+    kp_writer_init(&v);
+    kp_writer_raw(&v, body, len);
+    ok = conn_send_frame(c, &v);
+    kp_writer_free(&v);
+    return ok;
+}
+}
+
+/* Moves every complete response from the mock to the client. false when c was freed. */
+static bool
+conn_upstream_frames(struct kbm_conn *c)
+{
+    bool answered = false;
+
+    while (!c->draining && c->client != NULL && c->upstream != NULL) {
+        struct evbuffer *in = bufferevent_get_input(c->upstream);
+        size_t avail = evbuffer_get_length(in);
+        uint8_t hdr[4];
+        uint32_t size;
+        struct kbm_req q = {-1, 0, 0, false};
+
+        if (avail < 4) {
+            break;
+        }
+        evbuffer_copyout(in, hdr, 4);
+        size = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        if (size > KBM_FRAME_MAX) {
+            kbm_log("conn #%lu: mock sent frame size %u: closing", c->id, (unsigned)size);
+            conn_free(c);
+            return false;
+        }
+        if (avail < 4 + (size_t)size) {
+            break;
+        }
+        if (c->inflight_n > 0) {
+            q = c->inflight[c->inflight_head];
+            c->inflight_head = (c->inflight_head + 1) % KBM_INFLIGHT_MAX;
+            c->inflight_n--;
+            answered = true;
+        }
+        if (q.drop) {
+            evbuffer_drain(in, 4 + (size_t)size);
+        } else if (q.api_key == KBM_API_API_VERSIONS) {
+            const uint8_t *frame = evbuffer_pullup(in, 4 + (ssize_t)size);
+
+            if (frame == NULL || !conn_send_api_versions(c, q.api_version, frame + 4, size)) {
+                conn_free(c);
+                return false;
+            }
+            evbuffer_drain(in, 4 + (size_t)size);
+        } else {
+            evbuffer_remove_buffer(in, bufferevent_get_output(c->client), 4 + (size_t)size);
+        }
+        if (evbuffer_get_length(bufferevent_get_output(c->client)) >= KBM_HIGH_WATER) {
+            bufferevent_setwatermark(c->client, EV_WRITE, KBM_HIGH_WATER / 2, 0);
+            bufferevent_disable(c->upstream, EV_READ);
+            break;
+        }
+    }
+    if (answered && c->client != NULL &&
+        evbuffer_get_length(bufferevent_get_input(c->client)) > 0) {
+        return conn_client_frames(c);
+    }
+    return true;
 }
 
 static void
@@ -338,6 +1077,9 @@ conn_start_upstream(struct kbm_conn *c)
         return false;
     }
     bufferevent_enable(up, EV_READ | EV_WRITE);
+    if (c->front->sasl != KBM_FRONT_RAW) {
+        return conn_client_frames(c);
+    }
     conn_pump(c, c->client);
     return true;
 }
@@ -733,6 +1475,16 @@ kbm_advertise(struct kbm *kbm)
 #endif
 }
 
+/* How front `id` (a broker id; 0: the bootstrap front) treats SASL. */
+static enum kbm_front_sasl
+kbm_front_sasl_mode(const struct kbm *kbm, int id)
+{
+    if (!kbm->opts.sasl_on) {
+        return KBM_FRONT_RAW;
+    }
+    return kbm->opts.sasl_off[id] ? KBM_FRONT_NOSASL : KBM_FRONT_SASL;
+}
+
 /* Sets up the per-broker fronts (not in plain mode) and the bootstrap front, if asked for. */
 static bool
 kbm_start_fronts(struct kbm *kbm)
@@ -747,6 +1499,7 @@ kbm_start_fronts(struct kbm *kbm)
             f->kbm = kbm;
             f->broker_id = i;
             f->tls = true;
+            f->sasl = kbm_front_sasl_mode(kbm, i);
             if (mode == KBM_MODE_MSK && kbm->opts.advertise_host != NULL) {
                 f->target = kbm->advertised[i - 1]; /* the mock keeps its own port */
                 kbm_loopback(&f->listen_addr, 0);
@@ -778,6 +1531,7 @@ kbm_start_fronts(struct kbm *kbm)
         f->kbm = kbm;
         f->broker_id = 1;
         f->is_bootstrap = true;
+        f->sasl = kbm_front_sasl_mode(kbm, 0);
         f->tls = mode != KBM_MODE_PLAIN;
         f->target = mode == KBM_MODE_MSK ? kbm->fronts[0].target : kbm->advertised[0];
         kbm_loopback(&f->listen_addr, (uint16_t)kbm->opts.bootstrap_port);
@@ -897,9 +1651,16 @@ kbm_command(struct kbm *kbm, char *line)
         printf("OK drop %d\n", front_drop(kbm, NULL)); /* listeners stay up */
     } else if (strcmp(argv[0], "stats") == 0 && argc == 1) {
         printf("STATS tls_handshakes_ok=%llu tls_handshakes_resumed=%llu "
-               "tls_handshakes_failed=%llu bytes_to_mock=%llu\n",
+               "tls_handshakes_failed=%llu bytes_to_mock=%llu sasl_auths=%llu sasl_v0_auths=%llu "
+               "sasl_reauths=%llu sasl_failures=%llu sasl_expired_closes=%llu "
+               "sasl_unauth_closes=%llu sasl_nonce_quirks=%llu\n",
                (unsigned long long)kbm->hs_ok, (unsigned long long)kbm->hs_resumed,
-               (unsigned long long)kbm->hs_failed, (unsigned long long)kbm->bytes_to_mock);
+               (unsigned long long)kbm->hs_failed, (unsigned long long)kbm->bytes_to_mock,
+               (unsigned long long)kbm->sasl_auths, (unsigned long long)kbm->sasl_v0_auths,
+               (unsigned long long)kbm->sasl_reauths, (unsigned long long)kbm->sasl_failures,
+               (unsigned long long)kbm->sasl_expired_closes,
+               (unsigned long long)kbm->sasl_unauth_closes,
+               (unsigned long long)kbm->sasl_nonce_quirks);
     } else if (strcmp(argv[0], "quit") == 0 && argc == 1) {
         event_base_loopbreak(kbm->base);
     } else {
@@ -941,14 +1702,26 @@ kbm_on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: kbmock --certs DIR [--brokers N (default 3)] [--cert NAME (default server)]\n"
-            "              [--mode msk|front|plain (default msk)] [--topic NAME:PARTITIONS]...\n"
-            "              [--bootstrap-port PORT] [--advertise-host HOST (msk mode, librdkafka\n"
-            "              >= 2.12: brokers advertised as HOST:T, T = their TLS port)]\n"
-            "stdout: BROKER <id> advertised=H:P tls=H:T|-, BOOTSTRAP <list>, READY\n"
-            "stdin:  down ID | up ID | drop | leader TOPIC PARTITION ID | stats | quit\n"
-            "        (one reply line each: OK ..., ERR ... or STATS ...)\n");
+    fprintf(
+        out,
+        "usage: kbmock --certs DIR [--brokers N (default 3)] [--cert NAME (default server)]\n"
+        "              [--mode msk|front|plain (default msk)] [--topic NAME:PARTITIONS]...\n"
+        "              [--bootstrap-port PORT] [--advertise-host HOST (msk mode, librdkafka\n"
+        "              >= 2.12: brokers advertised as HOST:T, T = their TLS port)]\n"
+        "stdout: BROKER <id> advertised=H:P tls=H:T|-, BOOTSTRAP <list>, READY\n"
+        "              [--sasl-mechanisms LIST (comma-separated: PLAIN, SCRAM-SHA-256,\n"
+        "              SCRAM-SHA-512; enforces SASL on every front)] [--sasl-user NAME:PASS]...\n"
+        "              [--sasl-session-ms N] [--sasl-handshake-v0-only] [--sasl-strict-nonce]\n"
+        "              [--sasl-off ID|bootstrap]... (that front: a Kafka port without SASL)\n"
+        "stdout: BROKER <id> advertised=H:P tls=H:T|-, BOOTSTRAP <list>, READY\n"
+        "stdin:  down ID | up ID | drop | leader TOPIC PARTITION ID | stats | quit\n"
+        "        (one reply line each: OK ..., ERR ... or STATS ...)\n"
+        "stats:  tls_handshakes_ok/_resumed/_failed, bytes_to_mock, and with SASL:\n"
+        "        sasl_auths (first authentications; sasl_v0_auths of them with raw tokens),\n"
+        "        sasl_reauths (KIP-368), sasl_failures (refused: credentials, mechanism,\n"
+        "        state), sasl_expired_closes (request after the session ended),\n"
+        "        sasl_unauth_closes (request before authentication), sasl_nonce_quirks\n"
+        "        (SCRAM client-final that repeated the client nonce, librdkafka < 2.6.1)\n");
 }
 
 static bool
@@ -964,6 +1737,28 @@ parse_int(const char *s, long lo, long hi, long *out)
     }
     *out = v;
     return true;
+}
+
+/* "SCRAM-SHA-512,PLAIN": enables each; false for an unknown name or an empty list. */
+static bool
+parse_mechanisms(const char *list, struct kbm_sasl_conf *sc)
+{
+    const char *p = list;
+    bool any = false;
+
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        enum kbm_sasl_mech m;
+
+        if (!kbm_sasl_mech_parse(p, len, &m)) {
+            return false;
+        }
+        sc->enabled[m] = true;
+        any = true;
+        p += len + (comma ? 1 : 0);
+    }
+    return any;
 }
 
 static bool
@@ -982,6 +1777,14 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             exit(0);
+        }
+        if (strcmp(a, "--sasl-handshake-v0-only") == 0) {
+            o->sasl.v0_only = true;
+            continue;
+        }
+        if (strcmp(a, "--sasl-strict-nonce") == 0) {
+            o->sasl.strict_nonce = true;
+            continue;
         }
         if (val == NULL) {
             fprintf(stderr, "kbmock: %s needs a value\n", a);
@@ -1034,6 +1837,35 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
                 return false;
             }
             o->bootstrap_port = (int)v;
+        } else if (strcmp(a, "--sasl-mechanisms") == 0) {
+            if (!parse_mechanisms(val, &o->sasl)) {
+                fprintf(stderr, "kbmock: --sasl-mechanisms: comma-separated PLAIN, SCRAM-SHA-256, "
+                                "SCRAM-SHA-512\n");
+                return false;
+            }
+            o->sasl_on = true;
+        } else if (strcmp(a, "--sasl-user") == 0) {
+            char err[128];
+
+            if (!kbm_sasl_conf_add_user(&o->sasl, val, err, sizeof(err))) {
+                fprintf(stderr, "kbmock: --sasl-user NAME:PASSWORD: %s\n", err);
+                return false;
+            }
+        } else if (strcmp(a, "--sasl-session-ms") == 0) {
+            if (!parse_int(val, 0, 86400000L, &v)) {
+                fprintf(stderr, "kbmock: --sasl-session-ms: 0..86400000\n");
+                return false;
+            }
+            o->sasl.session_ms = v;
+        } else if (strcmp(a, "--sasl-off") == 0) {
+            if (strcmp(val, "bootstrap") == 0) {
+                o->sasl_off[0] = true;
+            } else if (parse_int(val, 1, KBM_MAX_BROKERS, &v)) {
+                o->sasl_off[v] = true;
+            } else {
+                fprintf(stderr, "kbmock: --sasl-off: a broker id or 'bootstrap'\n");
+                return false;
+            }
         } else {
             fprintf(stderr, "kbmock: unknown option %s\n", a);
             return false;
@@ -1041,6 +1873,14 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
     }
     if (o->certs_dir == NULL) {
         fprintf(stderr, "kbmock: --certs DIR is required\n");
+        return false;
+    }
+    if (o->sasl_on && o->mode == KBM_MODE_PLAIN) {
+        fprintf(stderr, "kbmock: SASL needs TLS fronts (msk or front mode)\n");
+        return false;
+    }
+    if (o->sasl_on && o->sasl.n_users == 0) {
+        fprintf(stderr, "kbmock: --sasl-mechanisms needs at least one --sasl-user\n");
         return false;
     }
     if (o->advertise_host != NULL && o->mode != KBM_MODE_MSK) {

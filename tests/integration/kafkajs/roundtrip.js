@@ -9,6 +9,12 @@
 //      KB_ADVERTISED_HOST, KB_PORT_BASE       if set: every broker in describeCluster() must be
 //                                             KB_ADVERTISED_HOST:KB_PORT_BASE+nodeId
 //      KB_SSL_CA     CA file: talk TLS (only for trying kafkajs straight against kbmock)
+//      KB_SASL_MECHANISM PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512: the client's own SASL, with
+//                    KB_SASL_USERNAME and KB_SASL_PASSWORD (default: no SASL)
+//      KB_REAUTH_THRESHOLD_MS kafkajs re-authenticates (KIP-368) this long before the session
+//                    ends (kafkajs default 10000)
+//      KB_SEND_INTERVAL_MS pause between produce batches of 100 (default 0), to spread a
+//                    produce over several SASL sessions
 //      KB_DEADLINE_MS overall deadline        (default 60000)
 'use strict';
 
@@ -45,7 +51,18 @@ const kafka = new Kafka({
     requestTimeout: 10000,
     retry: { retries: 5, initialRetryTime: 200 },
     logLevel: logLevel.WARN,
+    sasl: env.KB_SASL_MECHANISM
+        ? {
+              mechanism: env.KB_SASL_MECHANISM.toLowerCase(),
+              username: env.KB_SASL_USERNAME,
+              password: env.KB_SASL_PASSWORD,
+          }
+        : undefined,
+    reauthenticationThreshold: env.KB_REAUTH_THRESHOLD_MS
+        ? parseInt(env.KB_REAUTH_THRESHOLD_MS, 10)
+        : undefined,
 });
+const sendIntervalMs = parseInt(env.KB_SEND_INTERVAL_MS || '0', 10);
 
 function payload(i) {
     // distinct and self-checking: the index and a value derived from it
@@ -83,6 +100,9 @@ async function main() {
     }
     for (let i = 0; i < batch.length; i += 100) {
         await producer.send({ topic, messages: batch.slice(i, i + 100) });
+        if (sendIntervalMs > 0) {
+            await new Promise((resolve) => setTimeout(resolve, sendIntervalMs));
+        }
     }
     await producer.disconnect();
     log(`produced ${count}`);
