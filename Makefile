@@ -67,6 +67,11 @@ $(BUILD)/tests/test_conf: tests/unit/test_conf.c tests/test.h $(CONF_OBJ)
 $(BUILD)/tests/test_b64: tests/unit/test_b64.c tests/test.h $(AUTH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL)
+# SigV4 and MSK IAM: auth/ plus libcrypto (SHA-256, HMAC) only.
+$(BUILD)/tests/test_sigv4 $(BUILD)/tests/test_msk_iam: $(BUILD)/tests/test_%: tests/unit/test_%.c \
+    tests/test.h $(AUTH_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL) -lcrypto
 $(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \
