@@ -590,6 +590,10 @@ sigv4_presigned_free(struct sigv4_presigned *p)
     if (!p) {
         return;
     }
+    if (p->query) {
+        /* It holds the session token, when there is one. */
+        OPENSSL_cleanse(p->query, strlen(p->query));
+    }
     free(p->credential);
     free(p->signed_headers);
     free(p->expires);
