@@ -91,6 +91,17 @@ $(BUILD)/kbmock: tests/integration/kbmock.c
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread
 mock: $(BUILD)/kbmock
 
+# MSK IAM test tools: the test cluster's verifier (iam_verify.c, written apart from auth/) and
+# kbridge's own signer, as CLIs for tests/integration/test_iam_verify.py.
+$(BUILD)/iamverify: tests/integration/iam/iamverify.c tests/integration/iam_verify.c \
+    tests/integration/iam_verify.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/integration -o $@ tests/integration/iam/iamverify.c \
+	    tests/integration/iam_verify.c $(LDFLAGS_ALL) -lcrypto
+$(BUILD)/iamsign: tests/integration/iam/iamsign.c $(AUTH_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL) -lcrypto
+
 unit-test: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; KB_TEST_CERTS=$(BUILD)/certs ./$$t; done
 
@@ -100,7 +111,7 @@ golden-test: $(BUILD)/tests/test_golden
 conf-test: $(BUILD)/kbridge
 	@sh tests/conf/run.sh $(BUILD)/kbridge
 
-integration-test: $(BUILD)/kbridge $(BUILD)/kbmock
+integration-test: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/iamverify $(BUILD)/iamsign
 	KB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
 
 # Fault soak (not in CI): 1,000,000 acks=all idempotent messages over 120 s while brokers go
