@@ -747,3 +747,19 @@ iam_verify_oauthbearer(const struct iam_verify_policy *pol, const uint8_t *msg, 
     iv_reason(reason, rlen, "malformed message");
     return false;
 }
+
+size_t
+iam_verify_server_message(char *out, size_t outlen, const char *request_id)
+{
+    const char *p;
+    int n;
+
+    for (p = request_id; *p; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              *p == '-')) {
+            return 0;
+        }
+    }
+    n = snprintf(out, outlen, "{\"version\":\"2020_10_22\",\"request-id\":\"%s\"}", request_id);
+    return n > 0 && (size_t)n < outlen ? (size_t)n : 0;
+}

@@ -66,4 +66,12 @@ bool iam_verify_oauthbearer(const struct iam_verify_policy *pol, const uint8_t *
 bool iam_verify_token(const struct iam_verify_policy *pol, const char *token, size_t len,
                       char *principal, size_t plen, time_t *expires_at, char *reason, size_t rlen);
 
+/*
+ * MSK's AWS_MSK_IAM server message after a successful authentication, into out:
+ * {"version":"2020_10_22","request-id":"<request_id>"} (request_id: letters, digits, '-').
+ * Returns its length, or 0 when out is too small or request_id has other characters.
+ * (A failure is not a server message: it is SaslAuthenticate error 58 with an error text.)
+ */
+size_t iam_verify_server_message(char *out, size_t outlen, const char *request_id);
+
 #endif

@@ -298,3 +298,14 @@ def test_kbridge_signs_exactly_like_the_genuine_signers(node, tools, kind):
          if k not in strip}
     assert q == t
     assert urllib.parse.urlsplit(ours_url)[:3] == urllib.parse.urlsplit(theirs_url)[:3]
+
+
+def test_cluster_answers_like_msk(tools, creds_file):
+    """After an accepted AWS_MSK_IAM payload the cluster sends MSK's server message, which both
+    aws-msk-iam-auth (AuthenticationResponse) and kafkajs's mechanism require: version + id."""
+    r = run([str(tools / "iamverify"), "--mech", "aws_msk_iam", "--creds", str(creds_file),
+             "--region", REGION, "--host", HOST], input=kb(tools, "temporary", "payload"),
+            timeout=10)
+    assert r.returncode == 0, r.stdout
+    answer = json.loads(r.stderr)
+    assert answer["version"] == "2020_10_22" and answer["request-id"].startswith("kbtest-")

@@ -297,21 +297,59 @@ test_sigv4_presign_rejects_bad_input(void)
     CHECK(p.query == NULL && p.credential == NULL);
 }
 
+/*
+ * STS GetCallerIdentity as kbridge check signs it: a form POST with temporary credentials, so
+ * X-Amz-Security-Token is a signed header. Expected Authorization from ref_sign.py
+ * ("test_sigv4 STS GetCallerIdentity Authorization").
+ */
 static void
-test_sigv4_sign_headers_with_session_token(void)
+test_sigv4_sign_headers_sts_get_caller_identity(void)
 {
-    static const struct sigv4_param h[] = {{"host", "sts.us-east-1.amazonaws.com"},
-                                           {"content-type", "application/x-www-form-urlencoded"}};
+    static const char body[] = "Action=GetCallerIdentity&Version=2011-06-15";
+    static const struct sigv4_param h[] = {
+        {"Host", "sts.us-east-1.amazonaws.com"},
+        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
     static const struct sigv4_creds c = {"ASIAEXAMPLE", SUITE_SECRET, "session"};
-    struct sigv4_request req = {"POST", "/", NULL, 0, h, 2, NULL};
+    char body_hash[KB_SIGV4_HEX_LEN + 1];
+    struct sigv4_request req = {"POST", "/", NULL, 0, h, 2, body_hash};
     char amz_date[KB_SIGV4_AMZ_DATE_LEN + 1], err[128] = "", *auth = NULL;
+    static const struct sigv4_param dup[] = {{"host", "h"}, {"X-Amz-Date", "x"}};
 
+    sigv4_sha256_hex(body, strlen(body), body_hash);
     CHECK(sigv4_sign_headers(&req, &c, "us-east-1", "sts", SUITE_TIME, amz_date, &auth, err,
                              sizeof(err)));
-    CHECK_STR_CONTAINS(auth, "Credential=ASIAEXAMPLE/20150830/us-east-1/sts/aws4_request, "
-                             "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "
-                             "Signature=");
+    CHECK(auth &&
+          strcmp(auth, "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20150830/us-east-1/sts/"
+                       "aws4_request, SignedHeaders=content-type;host;x-amz-date;"
+                       "x-amz-security-token, Signature="
+                       "71c3cf0a0b5d50fedf7d851c4f98f0d823f5336d614a822f0f39fe170590ff18") == 0);
+    CHECK(strcmp(amz_date, "20150830T123600Z") == 0);
     free(auth);
+
+    /* A header sigv4_sign_headers() adds itself is refused rather than signed twice. */
+    req.headers = dup;
+    CHECK(!sigv4_sign_headers(&req, &c, "us-east-1", "sts", SUITE_TIME, amz_date, &auth, err,
+                              sizeof(err)));
+    CHECK_STR_CONTAINS(err, "X-Amz-Date");
+    CHECK(auth == NULL);
+}
+
+/* get-header-value-trim: values trimmed, inner runs of spaces folded (inside quotes too). */
+static void
+test_sigv4_suite_get_header_value_trim(void)
+{
+    static const struct sigv4_param h[] = {{"Host", "example.amazonaws.com"},
+                                           {"My-Header1", " value1 "},
+                                           {"My-Header2", " \"a   b   c\""},
+                                           {"X-Amz-Date", "20150830T123600Z"}};
+    struct sigv4_request req = {"GET", "/", NULL, 0, h, 4, NULL};
+
+    check_canonical(&req, "GET\n/\n\nhost:example.amazonaws.com\nmy-header1:value1\n"
+                          "my-header2:\"a b c\"\nx-amz-date:20150830T123600Z\n\n"
+                          "host;my-header1;my-header2;x-amz-date\n" EMPTY);
+    req.nheaders = 3;
+    check_suite_signature(&req, "us-east-1", "service", "host;my-header1;my-header2;x-amz-date",
+                          "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736");
 }
 
 static void
@@ -371,7 +409,8 @@ main(void)
     RUN(test_sigv4_presign_s3_example);
     RUN(test_sigv4_presign_session_token);
     RUN(test_sigv4_presign_rejects_bad_input);
-    RUN(test_sigv4_sign_headers_with_session_token);
+    RUN(test_sigv4_sign_headers_sts_get_caller_identity);
+    RUN(test_sigv4_suite_get_header_value_trim);
     RUN(test_sigv4_uri_encode_rules);
     RUN(test_sigv4_canonical_query_sorts_encoded);
     RUN(test_sigv4_dates_and_empty_hash);

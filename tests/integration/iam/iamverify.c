@@ -1,7 +1,8 @@
 /*
  * iamverify.c - test CLI around tests/integration/iam_verify.c: reads an AWS_MSK_IAM payload,
  * an OAUTHBEARER client message or a bare token on stdin and prints "OK <principal>" (exit 0)
- * or "FAIL <reason>" (exit 1); 2 for usage errors. Known credentials come from a file, one per
+ * or "FAIL <reason>" (exit 1); 2 for usage errors. For AWS_MSK_IAM, the server message MSK would
+ * answer goes to stderr. Known credentials come from a file, one per
  * line: "<access key id> <secret> [<session token>|-] [<principal>]" (# comments).
  *
  *   iamverify --mech aws_msk_iam|oauthbearer|token --creds FILE --region R [--host H]
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "iam_verify.h"
 
@@ -108,6 +110,13 @@ main(int argc, char **argv)
         return 2;
     }
     if (ok) {
+        char answer[128];
+        /* What the cluster sends back (AWS_MSK_IAM); its request-id is this process's id. */
+        snprintf(line, sizeof(line), "kbtest-%ld", (long)getpid());
+        if (strcmp(mech, "aws_msk_iam") == 0 &&
+            iam_verify_server_message(answer, sizeof(answer), line) > 0) {
+            fprintf(stderr, "%s\n", answer);
+        }
         printf("OK %s expires_in=%lld\n", principal, (long long)(expires_at - pol.now));
         return 0;
     }

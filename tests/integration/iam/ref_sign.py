@@ -52,6 +52,25 @@ def presign(akid, secret, token, region, service, host, query, expires=900):
     return params, cq, sig
 
 
+def sign_headers(akid, secret, token, region, service, method, host, headers, body):
+    """Header signature (Authorization) with x-amz-date and x-amz-security-token signed."""
+    scope = f"{DATE}/{region}/{service}/aws4_request"
+    h = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
+    h["host"] = host
+    h["x-amz-date"] = AMZ_DATE
+    if token:
+        h["x-amz-security-token"] = token
+    names = sorted(h)
+    creq = "\n".join([method, "/", ""] + [f"{n}:{h[n]}" for n in names] +
+                      ["", ";".join(names), hashlib.sha256(body.encode()).hexdigest()])
+    sts = "\n".join(["AWS4-HMAC-SHA256", AMZ_DATE, scope,
+                     hashlib.sha256(creq.encode()).hexdigest()])
+    sig = hmac.new(signing_key(secret, DATE, region, service), sts.encode(),
+                   hashlib.sha256).hexdigest()
+    return (f"AWS4-HMAC-SHA256 Credential={akid}/{scope}, SignedHeaders={';'.join(names)}, "
+            f"Signature={sig}")
+
+
 def msk_iam_payload(akid, secret, token, host, region, user_agent):
     params, _, sig = presign(akid, secret, token, region, "kafka-cluster", host,
                              {"Action": "kafka-cluster:Connect"})
@@ -77,6 +96,11 @@ if __name__ == "__main__":
                         "b-1.example.kafka.us-east-1.amazonaws.com",
                         {"Action": "kafka-cluster:Connect"})
     print("test_sigv4 SESSION_TOKEN_SIGNATURE", sig)
+    print("test_sigv4 STS GetCallerIdentity Authorization:")
+    print(sign_headers("ASIAEXAMPLE", SECRET, "session", "us-east-1", "sts", "POST",
+                       "sts.us-east-1.amazonaws.com",
+                       {"content-type": "application/x-www-form-urlencoded; charset=utf-8"},
+                       "Action=GetCallerIdentity&Version=2011-06-15"))
     host = "b-1.mycluster.abc123.c2.kafka.eu-west-1.amazonaws.com"
     print("test_msk_iam payload (long-term):")
     print(msk_iam_payload("AKIDEXAMPLE", SECRET, None, host, "eu-west-1", "kbridge/test"))
