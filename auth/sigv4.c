@@ -457,10 +457,31 @@ sigv4_sign_canonical(const struct sigv4_creds *creds, const char *region, const 
     return true;
 }
 
-static bool
-sigv4_check_inputs(const struct sigv4_creds *creds, const char *region, const char *service,
-                   char *err, size_t errlen)
+/* Frees a string that may hold the session token (a canonical request or query), wiped. */
+static void
+sigv4_free_wiped(char *s)
 {
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+static bool
+sigv4_check_inputs(const struct sigv4_request *req, const struct sigv4_creds *creds,
+                   const char *region, const char *service, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, "host") == 0) {
+            break;
+        }
+    }
+    if (i == req->nheaders) {
+        sigv4_err(err, errlen, "sigv4: the request has no host header to sign");
+        return false;
+    }
     if (!creds || !creds->access_key_id || !*creds->access_key_id || !creds->secret ||
         !*creds->secret) {
         sigv4_err(err, errlen, "sigv4: no access key id or secret access key");
@@ -488,7 +509,7 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
     size_t i, n = 0;
 
     memset(out, 0, sizeof(*out));
-    if (!sigv4_check_inputs(creds, region, service, err, errlen)) {
+    if (!sigv4_check_inputs(req, creds, region, service, err, errlen)) {
         return false;
     }
     if (expires < 1 || expires > KB_SIGV4_MAX_EXPIRES) {
@@ -566,8 +587,8 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
     if (!out->query) {
         goto fail;
     }
-    free(tmp);
-    free(canonical);
+    sigv4_free_wiped(tmp);
+    sigv4_free_wiped(canonical);
     free(scope);
     free(q);
     return true;
@@ -575,11 +596,11 @@ fail:
     if (why) {
         sigv4_err(err, errlen, "sigv4: %s", why);
     }
-    free(tmp);
-    free(canonical);
+    sigv4_free_wiped(tmp);
+    sigv4_free_wiped(canonical);
     free(scope);
     free(q);
-    free(qs.p);
+    sigv4_free_wiped(qs.p);
     sigv4_presigned_free(out);
     return false;
 }
@@ -617,7 +638,7 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
     size_t i, n = 0;
 
     *authorization = NULL;
-    if (!sigv4_check_inputs(creds, region, service, err, errlen)) {
+    if (!sigv4_check_inputs(req, creds, region, service, err, errlen)) {
         return false;
     }
     if (!sigv4_format_date(now, amz_date, date)) {
@@ -666,7 +687,7 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
         goto fail;
     }
     free(signed_headers);
-    free(canonical);
+    sigv4_free_wiped(canonical);
     free(scope);
     free(h);
     return true;
@@ -675,7 +696,7 @@ fail:
         sigv4_err(err, errlen, "sigv4: %s", why);
     }
     free(signed_headers);
-    free(canonical);
+    sigv4_free_wiped(canonical);
     free(scope);
     free(h);
     free(auth.p);

@@ -295,6 +295,12 @@ test_sigv4_presign_rejects_bad_input(void)
                          sizeof(err)));
     CHECK_STR_CONTAINS(err, "X-Amz-Date");
     CHECK(p.query == NULL && p.credential == NULL);
+    req.query = NULL;
+    req.nquery = 0;
+    req.headers = q; /* no host header */
+    CHECK(!sigv4_presign(&req, &suite_creds, "us-east-1", "s", SUITE_TIME, 900, &p, err,
+                         sizeof(err)));
+    CHECK_STR_CONTAINS(err, "host");
 }
 
 /*
