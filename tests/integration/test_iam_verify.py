@@ -5,12 +5,17 @@ authenticator) - then kbridge's own signer (auth/msk_iam.c, as build/iamsign) th
 verifier, and byte-compared with the genuine signatures at a fixed time.
 
 Needs node + npm; runs `npm ci` in tests/integration/iam when its node_modules is missing (the
-npm registry must be reachable then; CI should run it beforehand).
+npm registry must be reachable then; CI should run it beforehand). The last tests run a real
+kafkajs client over the Kafka protocol (ApiVersions, SaslHandshake, SaslAuthenticate) against a
+small SASL broker here that verifies with the same build/iamverify.
 """
 import base64
 import json
 import os
 import shutil
+import socket
+import struct
+import threading
 import time
 import urllib.parse
 
@@ -309,3 +314,134 @@ def test_cluster_answers_like_msk(tools, creds_file):
     assert r.returncode == 0, r.stdout
     answer = json.loads(r.stderr)
     assert answer["version"] == "2020_10_22" and answer["request-id"].startswith("kbtest-")
+
+
+# --- a real kafkajs client, SASL over the Kafka protocol, against the verifier --------------------
+
+class SaslBroker:
+    """The SASL part of a Kafka broker on loopback, enough for kafkajs's admin.connect():
+    ApiVersions v0-v2, SaslHandshake v0-v1 and SaslAuthenticate v0-v1 (request header v1,
+    response header v0, per /work/shared/kafka-spec), verifying with build/iamverify. An
+    accepted AWS_MSK_IAM gets MSK's server message; a refusal is error 58
+    (SASL_AUTHENTICATION_FAILED) with the reason, as MSK answers "Access denied"."""
+
+    def __init__(self, tools, creds_file, host):
+        self.tools, self.creds_file, self.host = tools, creds_file, host
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.results = []  # (mechanism, iamverify line)
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(10)
+                try:
+                    self._session(conn)
+                except (OSError, ValueError):
+                    pass
+
+    @staticmethod
+    def _read(conn, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise ValueError("eof")
+            buf += chunk
+        return buf
+
+    def _session(self, conn):
+        mech = None
+        while True:
+            size = struct.unpack(">i", self._read(conn, 4))[0]
+            req = self._read(conn, size)
+            key, ver, corr, cid_len = struct.unpack(">hhih", req[:10])
+            body = req[10 + max(cid_len, 0):]
+            if key == 18:  # ApiVersions: error, [key, min, max], throttle (v1+)
+                apis = [(18, 0, 2), (17, 0, 1), (36, 0, 1)]
+                out = struct.pack(">hi", 0, len(apis)) + b"".join(
+                    struct.pack(">hhh", *a) for a in apis)
+                if ver >= 1:
+                    out += struct.pack(">i", 0)
+            elif key == 17:  # SaslHandshake: mechanism -> error, [mechanisms]
+                n = struct.unpack(">h", body[:2])[0]
+                mech = body[2:2 + n].decode()
+                ok = mech in ("AWS_MSK_IAM", "OAUTHBEARER")
+                names = [b"AWS_MSK_IAM", b"OAUTHBEARER"]
+                out = struct.pack(">hi", 0 if ok else 33, len(names)) + b"".join(
+                    struct.pack(">h", len(m)) + m for m in names)
+            elif key == 36:  # SaslAuthenticate: auth_bytes -> error, message, bytes, lifetime
+                n = struct.unpack(">i", body[:4])[0]
+                auth = body[4:4 + n]
+                r = run([str(self.tools / "iamverify"), "--mech",
+                         "aws_msk_iam" if mech == "AWS_MSK_IAM" else "oauthbearer",
+                         "--creds", str(self.creds_file), "--region", REGION,
+                         "--host", self.host], input=auth.decode("latin-1"), timeout=10)
+                line = r.stdout.strip()
+                self.results.append((mech, line))
+                if line.startswith("OK "):
+                    answer = r.stderr.strip().encode() if mech == "AWS_MSK_IAM" else b""
+                    life = int(line.rsplit("=", 1)[1]) * 1000
+                    out = struct.pack(">hh", 0, -1) + struct.pack(">i", len(answer)) + answer
+                else:
+                    msg = f"[kbtest]: Access denied ({line[5:]})".encode()
+                    out = struct.pack(">hh", 58, len(msg)) + msg + struct.pack(">i", 0)
+                    life = 0
+                if ver >= 1:
+                    out += struct.pack(">q", life)
+            else:
+                return
+            frame = struct.pack(">i", corr) + out
+            conn.sendall(struct.pack(">i", len(frame)) + frame)
+
+
+@pytest.fixture
+def sasl_broker(tools, creds_file):
+    # kafkajs dials "localhost": that is the host name its mechanism signs.
+    b = SaslBroker(tools, creds_file, "localhost")
+    yield b
+    b.close()
+
+
+def kafkajs_connect(node, sasl_broker, how, host="localhost", region=REGION, **over):
+    return run([node, "sign.js", how, region, host, str(sasl_broker.port)], cwd=IAM_DIR,
+               env=_env("temporary", **over), timeout=60)
+
+
+@pytest.mark.parametrize("how,mech", [("connect-iam", "AWS_MSK_IAM"),
+                                      ("connect-oauth", "OAUTHBEARER")])
+def test_kafkajs_authenticates_directly(node, sasl_broker, how, mech):
+    r = kafkajs_connect(node, sasl_broker, how)
+    assert r.returncode == 0 and r.stdout.strip() == "connected", r.stderr[-2000:]
+    assert sasl_broker.results and sasl_broker.results[-1][0] == mech
+    assert sasl_broker.results[-1][1].startswith(f"OK {ROLE} ")
+
+
+@pytest.mark.parametrize("how", ["connect-iam", "connect-oauth"])
+def test_kafkajs_with_the_wrong_secret_is_refused(node, sasl_broker, how):
+    r = kafkajs_connect(node, sasl_broker, how, AWS_SECRET_ACCESS_KEY=OTHER_SECRET)
+    assert r.returncode != 0
+    assert "Access denied (signature mismatch)" in r.stderr, r.stderr[-2000:]
+
+
+def test_kafkajs_dialling_another_name_is_refused(node, sasl_broker):
+    """What happens to a client that signs for itself through kbridge: it signs the name it
+    dialled (here 127.0.0.1, not the broker's), and the broker refuses it."""
+    r = kafkajs_connect(node, sasl_broker, "connect-iam", host="127.0.0.1")
+    assert r.returncode != 0
+    assert "Access denied (wrong host)" in r.stderr, r.stderr[-2000:]

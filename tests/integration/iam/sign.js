@@ -5,6 +5,9 @@
 //   payload <region> <host> @jm18457/kafkajs-msk-iam-authentication-mechanism's kafkajs
 //                           authenticator, run against a stand-in saslAuthenticate that captures
 //                           the SaslAuthenticate request it encodes: prints the AWS_MSK_IAM JSON
+//   connect-iam|connect-oauth <region> <host> <port>
+//                           kafkajs 2.2.4 with either mechanism connects (admin.connect()) to a
+//                           SASL broker at host:port: prints "connected" or fails with its error
 // Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (optional).
 // KB_FIXED_TIME=<epoch seconds> pins the signers' clock (Date), so their signatures can be
 // compared byte for byte with kbridge's for the same inputs. Prints only to stdout; test keys only.
@@ -79,14 +82,56 @@ async function payload(region, host) {
     return captured.toString('utf8');
 }
 
+// A real kafkajs client authenticating to <host>:<port> with the genuine mechanism: admin.connect()
+// runs ApiVersions, SaslHandshake and SaslAuthenticate against the seed broker.
+async function connect(mechanism, region, host, port) {
+    const { Kafka, logLevel } = require('kafkajs');
+    const creds = credentials();
+    let sasl;
+    if (mechanism === 'AWS_MSK_IAM') {
+        const { createMechanism } = require('@jm18457/kafkajs-msk-iam-authentication-mechanism');
+        sasl = createMechanism({ region, credentials: creds });
+    } else {
+        const { generateAuthTokenFromCredentialsProvider } = require('aws-msk-iam-sasl-signer-js');
+        sasl = {
+            mechanism: 'oauthbearer',
+            oauthBearerProvider: async () => {
+                const t = await generateAuthTokenFromCredentialsProvider({
+                    region,
+                    awsCredentialsProvider: async () => creds,
+                });
+                return { value: t.token };
+            },
+        };
+    }
+    const kafka = new Kafka({
+        clientId: 'kbridge-iam-test',
+        brokers: [`${host}:${port}`],
+        sasl,
+        ssl: false,
+        connectionTimeout: 5000,
+        authenticationTimeout: 5000,
+        retry: { retries: 0 },
+        logLevel: logLevel.NOTHING,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.disconnect();
+    return 'connected';
+}
+
 async function main() {
-    const [what, region, host] = process.argv.slice(2);
-    if (what === 'token' && region) {
+    const [what, region, host, port] = process.argv.slice(2);
+    if (what === 'connect-iam' || what === 'connect-oauth') {
+        const mech = what === 'connect-iam' ? 'AWS_MSK_IAM' : 'OAUTHBEARER';
+        process.stdout.write((await connect(mech, region, host, port)) + '\n');
+    } else if (what === 'token' && region) {
         process.stdout.write((await token(region)) + '\n');
     } else if (what === 'payload' && region && host) {
         process.stdout.write((await payload(region, host)) + '\n');
     } else {
-        process.stderr.write('usage: sign.js token <region> | payload <region> <host>\n');
+        process.stderr.write('usage: sign.js token <region> | payload <region> <host> | ' +
+            'connect-iam|connect-oauth <region> <host> <port>\n');
         process.exit(2);
     }
 }
