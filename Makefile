@@ -18,7 +18,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 KP_SRC  := $(sort $(wildcard kafka_protocol/*.c))
 KP_OBJ  := $(KP_SRC:%.c=$(BUILD)/%.o)
-KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c tls/*.c conf/*.c auth/*.c)))
+KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c check/*.c tls/*.c conf/*.c auth/*.c)))
 KB_OBJ  := $(KB_SRC:%.c=$(BUILD)/%.o)
 KB_INC  := -I. -Ikafka_protocol
 
@@ -40,7 +40,7 @@ $(BUILD)/libkp.a: $(KP_OBJ)
 	ar rcs $@ $^
 
 # --- daemon --------------------------------------------------------------------------------
-HDRS := $(wildcard proxy/*.h tls/*.h conf/*.h auth/*.h kafka_protocol/*.h)
+HDRS := $(wildcard proxy/*.h check/*.h tls/*.h conf/*.h auth/*.h kafka_protocol/*.h)
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -c $< -o $@
@@ -209,7 +209,7 @@ deploy-test: $(BUILD)/kbridge
 check-headers:
 	@set -e; for h in kafka_protocol/*.h; do echo "#include \"$$h\"" | \
 	    $(CC) $(CSTD) $(WARN) -Ikafka_protocol -I. -x c -fsyntax-only -; done; \
-	for h in proxy/*.h tls/*.h conf/*.h auth/*.h; do echo "#include \"$$h\"" | \
+	for h in proxy/*.h check/*.h tls/*.h conf/*.h auth/*.h; do echo "#include \"$$h\"" | \
 	    $(CC) $(CSTD) $(WARN) $(KB_INC) $(PKG_CFLAGS) -x c -fsyntax-only -; done; echo headers ok
 
 format:

@@ -12,7 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
-#include "proxy/check.h"
+#include "check/check.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
 #include "tls/tlsctx.h"

@@ -2,13 +2,13 @@
  * check_produce.h - step 7 of `kbridge check --produce-test TOPIC`: one message end to end
  * through a running kbridge, with a real client (librdkafka).
  */
-#ifndef KB_PROXY_CHECK_PRODUCE_H
-#define KB_PROXY_CHECK_PRODUCE_H
+#ifndef KB_CHECK_CHECK_PRODUCE_H
+#define KB_CHECK_CHECK_PRODUCE_H
 
 #include <stdbool.h>
 
 #include "conf/conf.h"
-#include "proxy/check_report.h"
+#include "check/check_report.h"
 
 /*
  * Adds a listener target to cl for kbridge's bootstrap listener as clients see it

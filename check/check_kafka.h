@@ -2,15 +2,15 @@
  * check_kafka.h - step 6 of `kbridge check`: speak Kafka over the verified connection
  * (ApiVersions, then Metadata for brokers only) and list the brokers the cluster advertises.
  */
-#ifndef KB_PROXY_CHECK_KAFKA_H
-#define KB_PROXY_CHECK_KAFKA_H
+#ifndef KB_CHECK_CHECK_KAFKA_H
+#define KB_CHECK_CHECK_KAFKA_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "conf/conf.h"
-#include "proxy/check_net.h"
-#include "proxy/check_report.h"
+#include "check/check_net.h"
+#include "check/check_report.h"
 
 /*
  * Sends ApiVersions v0 and then Metadata v1 with an empty topic list (kp_request.h) over c,

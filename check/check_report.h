@@ -3,8 +3,8 @@
  * it prints them: one line per step as it happens, or one JSON document at the end. Both are
  * driven by the same records, so they cannot disagree.
  */
-#ifndef KB_PROXY_CHECK_REPORT_H
-#define KB_PROXY_CHECK_REPORT_H
+#ifndef KB_CHECK_CHECK_REPORT_H
+#define KB_CHECK_CHECK_REPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * check_net.c - sockets for `kbridge check`: non-blocking under the hood so that every wait has
  * a deadline, blocking in appearance so the checks read top to bottom.
  */
-#include "proxy/check_net.h"
+#include "check/check_net.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,16 +2,16 @@
  * check_tls.h - steps 3 to 5 of `kbridge check`: the TLS handshake, the certificate chain
  * against the trust store, and the broker's name against the certificate, each its own verdict.
  */
-#ifndef KB_PROXY_CHECK_TLS_H
-#define KB_PROXY_CHECK_TLS_H
+#ifndef KB_CHECK_CHECK_TLS_H
+#define KB_CHECK_CHECK_TLS_H
 
 #include <stdbool.h>
 
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
-#include "proxy/check_net.h"
-#include "proxy/check_report.h"
+#include "check/check_net.h"
+#include "check/check_report.h"
 
 /*
  * Runs the handshake on the connected socket c->fd with an SSL from tlsconn_new(ctx, cc,

@@ -3,7 +3,7 @@
  * confluent-kafka) sees through kbridge. librdkafka's own log is kept quiet; its error callback,
  * served on this thread by rd_kafka_poll(), supplies the last client-side error for a failure.
  */
-#include "proxy/check_produce.h"
+#include "check/check_produce.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +12,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "proxy/check_dial.h"
-#include "proxy/check_net.h"
+#include "check/check_dial.h"
+#include "check/check_net.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
 

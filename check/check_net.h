@@ -3,8 +3,8 @@
  * that tells refused from timed out, and whole reads and writes over a plain socket or TLS.
  * The daemon never uses these: it is event-driven (proxy/upstream.c).
  */
-#ifndef KB_PROXY_CHECK_NET_H
-#define KB_PROXY_CHECK_NET_H
+#ifndef KB_CHECK_CHECK_NET_H
+#define KB_CHECK_CHECK_NET_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
  * moment its step is recorded (a slow step is visible while it runs); the JSON document is
  * printed from the same records once everything has run.
  */
-#include "proxy/check_report.h"
+#include "check/check_report.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

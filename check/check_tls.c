@@ -5,7 +5,7 @@
  * of the two checks fails. Every sentence about a failure comes from tlserr_describe(): the
  * noted error is put back as the SSL's verify result for it to read.
  */
-#include "proxy/check_tls.h"
+#include "check/check_tls.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -15,7 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "proxy/check_dial.h"
+#include "check/check_dial.h"
 #include "tls/tlsconn.h"
 #include "tls/tlsctx.h"
 #include "tls/tlserr.h"

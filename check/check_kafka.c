@@ -3,7 +3,7 @@
  * no topics) and their answers. The Metadata brokers are read by the codec's own rewriter with
  * a map that keeps every address, so check and the daemon cannot disagree on a response.
  */
-#include "proxy/check_kafka.h"
+#include "check/check_kafka.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +13,7 @@
 #include "kp_frame.h"
 #include "kp_request.h"
 #include "kp_rewrite.h"
-#include "proxy/check_dial.h"
+#include "check/check_dial.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
 

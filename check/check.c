@@ -4,7 +4,7 @@
  * name that was not checked yet, then (--produce-test) kbridge's own listener. Each target runs
  * its steps in order and stops at the first failure; the report says which and why.
  */
-#include "proxy/check.h"
+#include "check/check.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -14,12 +14,12 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
-#include "proxy/check_dial.h"
-#include "proxy/check_kafka.h"
-#include "proxy/check_net.h"
-#include "proxy/check_produce.h"
-#include "proxy/check_report.h"
-#include "proxy/check_tls.h"
+#include "check/check_dial.h"
+#include "check/check_kafka.h"
+#include "check/check_net.h"
+#include "check/check_produce.h"
+#include "check/check_report.h"
+#include "check/check_tls.h"
 #include "tls/tlsconn.h"
 #include "tls/tlsctx.h"
 #include "tls/tlserr.h"

@@ -3,11 +3,11 @@
  * connect_to target, if any) and open a TCP connection to it, each failure named with its likely
  * causes: MSK public access, security groups, cluster state, the wrong port.
  */
-#ifndef KB_PROXY_CHECK_DIAL_H
-#define KB_PROXY_CHECK_DIAL_H
+#ifndef KB_CHECK_CHECK_DIAL_H
+#define KB_CHECK_CHECK_DIAL_H
 
 #include "conf/conf.h"
-#include "proxy/check_report.h"
+#include "check/check_report.h"
 
 /* MSK's listener ports, for every "wrong port?" hint. */
 #define CHECK_MSK_PORTS                                                                            \

@@ -3,8 +3,8 @@
  * through DNS, TCP, TLS, chain, host name and Kafka, and says which step fails and how to fix
  * it. Optionally produces and consumes one message through kbridge's own listener.
  */
-#ifndef KB_PROXY_CHECK_H
-#define KB_PROXY_CHECK_H
+#ifndef KB_CHECK_CHECK_H
+#define KB_CHECK_CHECK_H
 
 /*
  * Runs `kbridge check`. argv[0] is "check" (main passes argc - 1, argv + 1); the options are

@@ -3,14 +3,14 @@
  * ("DNS failure", "connection refused", "connect timed out", "host unreachable"); check adds the
  * likely reasons and a fix, since it has room for more than one line.
  */
-#include "proxy/check_dial.h"
+#include "check/check_dial.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy/check_net.h"
+#include "check/check_net.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
 
