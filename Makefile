@@ -54,7 +54,8 @@ $(BUILD)/kbridge: $(BUILD)/proxy/main.o $(BUILD)/libkb.a $(BUILD)/libkp.a
 
 # --- tests -----------------------------------------------------------------------------------
 # Each unit test links only what it tests: test_kp_* the codec, test_conf* conf/, test_tls*
-# tls/ + conf/, test_b64 auth/, anything else the whole daemon library.
+# tls/ + conf/, test_b64, test_scram and test_auth_mech auth/ (+ libcrypto), anything else
+# the whole daemon library.
 CONF_OBJ := $(filter $(BUILD)/conf/%,$(KB_OBJ))
 AUTH_OBJ := $(filter $(BUILD)/auth/%,$(KB_OBJ))
 TLS_OBJ  := $(filter $(BUILD)/tls/%,$(KB_OBJ))
@@ -64,9 +65,11 @@ $(BUILD)/tests/test_kp_%: tests/unit/test_kp_%.c tests/test.h $(BUILD)/libkp.a
 $(BUILD)/tests/test_conf: tests/unit/test_conf.c tests/test.h $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(CONF_OBJ) $(LDFLAGS_ALL) $(PKG_LIBS)
-$(BUILD)/tests/test_b64: tests/unit/test_b64.c tests/test.h $(AUTH_OBJ)
+AUTH_TESTS := $(BUILD)/tests/test_b64 $(BUILD)/tests/test_scram $(BUILD)/tests/test_auth_mech
+$(AUTH_TESTS): $(BUILD)/tests/%: tests/unit/%.c tests/test.h $(AUTH_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL) \
+	    $(shell pkg-config --libs libcrypto 2>/dev/null)
 $(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \
