@@ -67,13 +67,12 @@ struct auth_session;
  * Starts an exchange with mech and writes the first client message into first. NULL with a
  * reason in err on failure (nothing to free then).
  */
-struct auth_session *auth_session_new(const struct auth_mech *mech,
-                                      const struct auth_creds *creds, struct auth_buf *first,
-                                      char *err, size_t errlen);
+struct auth_session *auth_session_new(const struct auth_mech *mech, const struct auth_creds *creds,
+                                      struct auth_buf *first, char *err, size_t errlen);
 
 /* mech->step() for this session; see struct auth_mech. */
-bool auth_session_step(struct auth_session *s, const uint8_t *in, size_t len,
-                       struct auth_buf *out, bool *done, char *err, size_t errlen) KB_MUSTCHECK;
+bool auth_session_step(struct auth_session *s, const uint8_t *in, size_t len, struct auth_buf *out,
+                       bool *done, char *err, size_t errlen) KB_MUSTCHECK;
 
 /* Wipes and frees the session. NULL is fine. */
 void auth_session_free(struct auth_session *s);

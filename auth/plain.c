@@ -47,8 +47,8 @@ plain_start(void *state, const struct auth_creds *creds, struct auth_buf *out, c
 }
 
 static bool
-plain_step(void *state, const uint8_t *in, size_t len, struct auth_buf *out, bool *done,
-           char *err, size_t errlen)
+plain_step(void *state, const uint8_t *in, size_t len, struct auth_buf *out, bool *done, char *err,
+           size_t errlen)
 {
     struct plain_state *p = state;
 

@@ -256,8 +256,7 @@ scram_client_final(struct scram *s, const uint8_t *server_first, size_t len, str
         EVP_Digest(ckey, s->hash_len, stored, NULL, md, NULL) != 1 ||
         !HMAC(md, stored, (int)s->hash_len, (const uint8_t *)am, am_len, csig, &hl) ||
         !HMAC(md, salted, (int)s->hash_len, (const uint8_t *)"Server Key", 10, skey, &hl) ||
-        !HMAC(md, skey, (int)s->hash_len, (const uint8_t *)am, am_len, s->server_signature,
-              &hl)) {
+        !HMAC(md, skey, (int)s->hash_len, (const uint8_t *)am, am_len, s->server_signature, &hl)) {
         snprintf(err, errlen, "SCRAM key derivation failed in libcrypto");
         goto fail;
     }

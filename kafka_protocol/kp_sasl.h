@@ -42,10 +42,10 @@ enum kp_status kp_sasl_authenticate_request(struct kp_writer *w, int16_t version
 
 /* What a SaslHandshake response body says. */
 struct kp_sasl_handshake_result {
-    int16_t error;                       /* ErrorCode (0: the mechanism is enabled) */
-    int32_t n_mechanisms;                /* entries in Mechanisms */
-    bool offered;                        /* the mechanism asked about is among them */
-    char mechanisms[KP_SASL_MECHS_MAX];  /* "A, B, C" (printable ASCII only, cut to fit) */
+    int16_t error;                      /* ErrorCode (0: the mechanism is enabled) */
+    int32_t n_mechanisms;               /* entries in Mechanisms */
+    bool offered;                       /* the mechanism asked about is among them */
+    char mechanisms[KP_SASL_MECHS_MAX]; /* "A, B, C" (printable ASCII only, cut to fit) */
 };
 
 /*

@@ -93,8 +93,7 @@ test_auth_scram_session_steps(void)
     auth_buf_free(&first);
     /* an empty user fails at the start, with nothing to free */
     c.username = "";
-    CHECK(auth_session_new(auth_mech_find("SCRAM-SHA-512"), &c, &first, err, sizeof(err)) ==
-          NULL);
+    CHECK(auth_session_new(auth_mech_find("SCRAM-SHA-512"), &c, &first, err, sizeof(err)) == NULL);
     CHECK(first.data == NULL);
 }
 

@@ -23,8 +23,8 @@ static void
 test_kp_sasl_handshake_request_bytes(void)
 {
     /* size, key 17, v1, corr 7, client "kb", mechanism "PLAIN" */
-    static const uint8_t want[] = {0, 0, 0, 19, 0, 17, 0,   1,   0,   0,   0,   7,   0,
-                                   2, 'k', 'b', 0, 5, 'P', 'L', 'A', 'I', 'N'};
+    static const uint8_t want[] = {0, 0, 0,   19,  0, 17, 0,   1,   0,   0,   0,  7,
+                                   0, 2, 'k', 'b', 0, 5,  'P', 'L', 'A', 'I', 'N'};
     struct kp_writer w;
     struct kp_request_header h;
 
@@ -45,8 +45,8 @@ test_kp_sasl_handshake_request_bytes(void)
 static void
 test_kp_sasl_authenticate_request_v0_v1(void)
 {
-    static const uint8_t want[] = {0, 0, 0, 19, 0, 36, 0, 1, 0, 0, 1, 0, 0, 2, 'k', 'b',
-                                   0, 0, 0, 3,  'a', 0, 'b'};
+    static const uint8_t want[] = {0, 0, 0,   19,  0, 36, 0, 1, 0,   0, 1,  0,
+                                   0, 2, 'k', 'b', 0, 0,  0, 3, 'a', 0, 'b'};
     static const uint8_t auth[] = {'a', 0, 'b'};
     struct kp_writer w;
     int16_t v;
@@ -75,8 +75,8 @@ static void
 test_kp_sasl_authenticate_request_v2_flexible(void)
 {
     /* header v2: client id int16 string then empty tags; body: compact bytes (len+1), tags */
-    static const uint8_t want[] = {0, 0, 0, 17, 0, 36, 0, 2, 0, 0, 0, 5, 0, 2, 'k', 'b', 0,
-                                   3, 'x', 'y', 0};
+    static const uint8_t want[] = {0, 0, 0, 17,  0,   36, 0, 2,   0,   0, 0,
+                                   5, 0, 2, 'k', 'b', 0,  3, 'x', 'y', 0};
     static const uint8_t auth[] = {'x', 'y'};
     struct kp_writer w;
 
@@ -89,9 +89,9 @@ test_kp_sasl_authenticate_request_v2_flexible(void)
 static void
 test_kp_sasl_handshake_response_decodes(void)
 {
-    static const uint8_t body[] = {0, 0, 0, 0, 0, 2, 0, 5, 'P', 'L', 'A', 'I', 'N',
-                                   0, 13, 'S', 'C', 'R', 'A', 'M', '-', 'S', 'H', 'A', '-',
-                                   '5', '1', '2'};
+    static const uint8_t body[] = {0,   0,   0,   0,   0,   2,   0,   5,   'P', 'L',
+                                   'A', 'I', 'N', 0,   13,  'S', 'C', 'R', 'A', 'M',
+                                   '-', 'S', 'H', 'A', '-', '5', '1', '2'};
     struct kp_sasl_handshake_result res;
 
     CHECK_EQ_INT(kp_sasl_handshake_response(body, sizeof(body), "SCRAM-SHA-512", &res), KP_OK);
@@ -140,10 +140,8 @@ test_kp_sasl_handshake_response_malformed(void)
     static const uint8_t huge_count[] = {0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 1, 'A'};
     struct kp_sasl_handshake_result res;
 
-    CHECK_EQ_INT(kp_sasl_handshake_response(neg_count, sizeof(neg_count), "A", &res),
-                 KP_MALFORMED);
-    CHECK_EQ_INT(kp_sasl_handshake_response(null_name, sizeof(null_name), "A", &res),
-                 KP_MALFORMED);
+    CHECK_EQ_INT(kp_sasl_handshake_response(neg_count, sizeof(neg_count), "A", &res), KP_MALFORMED);
+    CHECK_EQ_INT(kp_sasl_handshake_response(null_name, sizeof(null_name), "A", &res), KP_MALFORMED);
     /* a count that cannot fit in the bytes left never drives a long loop */
     CHECK_EQ_INT(kp_sasl_handshake_response(huge_count, sizeof(huge_count), "A", &res),
                  KP_INCOMPLETE);
@@ -229,8 +227,8 @@ test_kp_sasl_authenticate_response_malformed(void)
     /* v0: bytes length -1 (AuthBytes is not nullable) */
     static const uint8_t null_bytes[] = {0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     /* v1: negative session lifetime */
-    static const uint8_t neg_life[] = {0, 0, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
-                                       0xff, 0xff, 0xff, 0xff};
+    static const uint8_t neg_life[] = {0,    0,    0xff, 0xff, 0,    0,    0,    0,
+                                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     /* v2: compact bytes 0 = null */
     static const uint8_t v2_null[] = {0, 0, 0, 0, 0};
     /* v2: varint that never ends */
@@ -240,8 +238,7 @@ test_kp_sasl_authenticate_response_malformed(void)
     CHECK_EQ_INT(kp_sasl_authenticate_response(neg_msg, sizeof(neg_msg), 0, &res), KP_MALFORMED);
     CHECK_EQ_INT(kp_sasl_authenticate_response(null_bytes, sizeof(null_bytes), 0, &res),
                  KP_MALFORMED);
-    CHECK_EQ_INT(kp_sasl_authenticate_response(neg_life, sizeof(neg_life), 1, &res),
-                 KP_MALFORMED);
+    CHECK_EQ_INT(kp_sasl_authenticate_response(neg_life, sizeof(neg_life), 1, &res), KP_MALFORMED);
     CHECK_EQ_INT(res.session_lifetime_ms, 0);
     CHECK_EQ_INT(kp_sasl_authenticate_response(v2_null, sizeof(v2_null), 2, &res), KP_MALFORMED);
     CHECK_EQ_INT(kp_sasl_authenticate_response(v2_varint, sizeof(v2_varint), 2, &res),
@@ -261,8 +258,7 @@ test_kp_sasl_error_responses_round_trip(void)
     CHECK_EQ_INT(kp_sasl_handshake_error_response(&w, 42, KP_ERR_ILLEGAL_SASL_STATE), KP_OK);
     CHECK_EQ_INT(kp_frame_size(w.buf, w.len, 1 << 20, &size), KP_OK);
     CHECK_EQ_INT(size, w.len - 4);
-    CHECK_EQ_INT(kp_response_header_decode(w.buf + 4, size, KP_API_SASL_HANDSHAKE, 1, &corr,
-                                           &hlen),
+    CHECK_EQ_INT(kp_response_header_decode(w.buf + 4, size, KP_API_SASL_HANDSHAKE, 1, &corr, &hlen),
                  KP_OK);
     CHECK_EQ_INT(corr, 42);
     CHECK_EQ_INT(kp_sasl_handshake_response(w.buf + 4 + hlen, size - hlen, NULL, &hs), KP_OK);
@@ -277,9 +273,9 @@ test_kp_sasl_error_responses_round_trip(void)
                                                          "remove the SASL settings"),
                      KP_OK);
         CHECK_EQ_INT(kp_frame_size(w.buf, w.len, 1 << 20, &size), KP_OK);
-        CHECK_EQ_INT(kp_response_header_decode(w.buf + 4, size, KP_API_SASL_AUTHENTICATE, v,
-                                               &corr, &hlen),
-                     KP_OK);
+        CHECK_EQ_INT(
+            kp_response_header_decode(w.buf + 4, size, KP_API_SASL_AUTHENTICATE, v, &corr, &hlen),
+            KP_OK);
         CHECK_EQ_INT(corr, 43);
         CHECK_EQ_INT(kp_sasl_authenticate_response(w.buf + 4 + hlen, size - hlen, v, &res), KP_OK);
         CHECK_EQ_INT(res.error, KP_ERR_ILLEGAL_SASL_STATE);

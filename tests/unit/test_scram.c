@@ -32,7 +32,7 @@
 #define S512_CLIENT_FIRST "n,,n=alice=3D=2Cx,r=kbnonce512Client"
 #define S512_SERVER_FIRST "r=kbnonce512Client%Zz9+Yy8Server,s=a2JyaWRnZS1zYWx0LTUxMg==,i=4096"
 #define S512_CLIENT_FINAL                                                                          \
-    "c=biws,r=kbnonce512Client%Zz9+Yy8Server,p=BwkRFvS5GRp2blLjCd8gYgFbQXw7QuDC67KQHh2qjeCFoPVW"  \
+    "c=biws,r=kbnonce512Client%Zz9+Yy8Server,p=BwkRFvS5GRp2blLjCd8gYgFbQXw7QuDC67KQHh2qjeCFoPVW"   \
     "ykxqBdu5bh2IFP1kLBAiWgNJY0H6SumcYpFd+w=="
 #define S512_SERVER_FINAL                                                                          \
     "v=0XB4vmW4j6CnZZX0+qmb8gO1G3dAz009DqGHgfZefPyHHFLTGY9E7gPGfkEMRs2bYiUQ0CVCzc3PU1JzwqN8Mg=="
@@ -56,8 +56,7 @@ rfc_first(struct scram *s, struct auth_buf *out)
     char err[256];
 
     memset(s, 0, sizeof(*s));
-    CHECK(scram_client_first(s, SCRAM_SHA_256, "user", "pencil", RFC_NONCE, out, err,
-                             sizeof(err)));
+    CHECK(scram_client_first(s, SCRAM_SHA_256, "user", "pencil", RFC_NONCE, out, err, sizeof(err)));
 }
 
 static void
@@ -74,8 +73,7 @@ test_scram_rfc7677_sha256(void)
     /* exactly RFC 5802's client-final: the combined nonce once, no repeat of ours */
     CHECK(buf_is(&out, RFC_CLIENT_FINAL));
     CHECK(s.password == NULL); /* wiped once the proof exists */
-    CHECK(scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err,
-                             sizeof(err)));
+    CHECK(scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err, sizeof(err)));
     CHECK_EQ_INT(s.state, SCRAM_DONE);
     auth_buf_free(&out);
     scram_clear(&s);
@@ -94,8 +92,8 @@ test_scram_sha512_exchange(void)
     CHECK(scram_client_final(&s, u8(S512_SERVER_FIRST), strlen(S512_SERVER_FIRST), &out, err,
                              sizeof(err)));
     CHECK(buf_is(&out, S512_CLIENT_FINAL));
-    CHECK(scram_server_final(&s, u8(S512_SERVER_FINAL), strlen(S512_SERVER_FINAL), err,
-                             sizeof(err)));
+    CHECK(
+        scram_server_final(&s, u8(S512_SERVER_FINAL), strlen(S512_SERVER_FINAL), err, sizeof(err)));
     auth_buf_free(&out);
     scram_clear(&s);
 }
@@ -244,8 +242,8 @@ test_scram_out_of_order_and_bad_input(void)
     struct auth_buf out = {0};
     char err[256];
 
-    CHECK(!scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err,
-                              sizeof(err)));
+    CHECK(
+        !scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err, sizeof(err)));
     CHECK_STR_CONTAINS(err, "out of order");
     CHECK(!scram_client_final(&s, u8(RFC_SERVER_FIRST), strlen(RFC_SERVER_FIRST), &out, err,
                               sizeof(err)));
@@ -258,10 +256,9 @@ test_scram_out_of_order_and_bad_input(void)
     rfc_first(&s, &out);
     CHECK(scram_client_final(&s, u8(RFC_SERVER_FIRST), strlen(RFC_SERVER_FIRST), &out, err,
                              sizeof(err)));
-    CHECK(scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err,
-                             sizeof(err)));
-    CHECK(!scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err,
-                              sizeof(err)));
+    CHECK(scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err, sizeof(err)));
+    CHECK(
+        !scram_server_final(&s, u8(RFC_SERVER_FINAL), strlen(RFC_SERVER_FINAL), err, sizeof(err)));
     auth_buf_free(&out);
     scram_clear(&s);
     CHECK(s.client_first_bare == NULL && s.password == NULL);
