@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -281,6 +282,28 @@ secret_parse_line(const char *buf, size_t len, struct secret *s, char *err, size
     return true;
 }
 
+/*
+ * Moves the password to anonymous pages marked MADV_DONTDUMP: it lives as long as the
+ * configuration, and a core dump should not carry it. Keeps the heap copy if mmap fails.
+ */
+static void
+secret_protect(struct secret *s)
+{
+    size_t len = strlen(s->password) + 1;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t map_len = ((len + (size_t)page - 1) / (size_t)page) * (size_t)page;
+    void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        return;
+    }
+    (void)madvise(p, map_len, MADV_DONTDUMP); /* best effort: old kernels lack it */
+    memcpy(p, s->password, len);
+    secret_str_free(s->password);
+    s->password = p;
+    s->map_len = map_len;
+}
+
 struct secret *
 secret_load(const char *path, char *err, size_t errlen)
 {
@@ -335,6 +358,7 @@ secret_load(const char *path, char *err, size_t errlen)
     OPENSSL_cleanse(buf, len);
     free(buf);
     close(fd);
+    secret_protect(s);
     return s;
 fail:
     if (buf) {
@@ -355,7 +379,12 @@ secret_free(struct secret *s)
         return;
     }
     secret_str_free(s->username);
-    secret_str_free(s->password);
+    if (s->map_len) {
+        OPENSSL_cleanse(s->password, s->map_len);
+        munmap(s->password, s->map_len);
+    } else {
+        secret_str_free(s->password);
+    }
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);
 }

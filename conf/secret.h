@@ -18,7 +18,9 @@
 
 struct secret {
     char *username;     /* "username" of the JSON form, NULL for the one-line form */
-    char *password;     /* never logged or printed; wiped on free */
+    char *password;     /* never logged or printed; wiped on free; on its own pages, kept
+                           out of core dumps (MADV_DONTDUMP) when map_len > 0 */
+    size_t map_len;     /* bytes mapped for password, 0 when it is on the heap */
     bool loose_mode;    /* the file is readable by group or others */
     unsigned file_mode; /* its permission bits (st_mode & 0777), for the warning */
 };
@@ -31,6 +33,8 @@ struct secret {
  * secret the caller frees with secret_free(), or NULL with the reason in err ("cannot read it:
  * No such file or directory", "not valid Secrets Manager JSON: ..."), which names neither the
  * path (the caller does) nor any of the file's bytes. The read buffer is wiped before returning.
+ * The password, which lives as long as the configuration snapshot, is moved to pages of its
+ * own that core dumps leave out (heap if that mapping fails).
  */
 struct secret *secret_load(const char *path, char *err, size_t errlen) KB_MUSTCHECK;
 

@@ -5,6 +5,7 @@
  * tests/conf directory as argv[1].
  */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -859,6 +860,8 @@ test_conf_secret_load_direct(void)
     secret_free(s);
     s = secret_load(write_file("pw0", "no newline"), err, sizeof(err));
     CHECK(s && strcmp(s->password, "no newline") == 0);
+    /* on pages of its own (kept out of core dumps), not on the heap */
+    CHECK(s && s->map_len > 0 && (uintptr_t)s->password % (uintptr_t)sysconf(_SC_PAGESIZE) == 0);
     secret_free(s);
     CHECK(secret_load(write_file("pw1", "\n"), err, sizeof(err)) == NULL);
     CHECK_STR_CONTAINS(err, "the first line (the password) is empty");

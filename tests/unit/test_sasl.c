@@ -150,7 +150,7 @@ on_done(void *arg, bool ok, int64_t lifetime, int version, const char *why)
     event_base_loopexit(h->base, NULL);
 }
 
-static struct secret test_secret = {NULL, "kbsecret", false, 0600};
+static struct secret test_secret = {NULL, "kbsecret", false, 0600, 0};
 static struct kb_cluster_conf test_cc = {.name = "msk",
                                          .sasl_mechanism = KB_SASL_PLAIN,
                                          .sasl_username = "bob",
