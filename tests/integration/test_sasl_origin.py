@@ -55,10 +55,11 @@ class SaslBroker:
     """One TLS listener; per connection: ApiVersions, SaslHandshake v1, SaslAuthenticate v0-v2."""
 
     def __init__(self, certs, mechanisms=("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"),
-                 auth_max=2, lifetime_ms=0):
+                 auth_max=2, lifetime_ms=0, forge_signature=False):
         self.mechanisms = list(mechanisms)
         self.auth_max = auth_max
         self.lifetime_ms = lifetime_ms
+        self.forge_signature = forge_signature  # a server that accepts anyone and cannot sign
         self.auths = 0           # successful authentications
         self.failures = 0        # rejected ones
         self.client_finals = []  # SCRAM client-final messages as received
@@ -225,6 +226,10 @@ class SaslBroker:
             auth_msg = f"{bare},{server_first},c=biws,r={nonce}".encode()
             sig = hmac.new(stored, auth_msg, h).digest()
             proof = base64.b64decode(m.group(2))
+            if self.forge_signature:  # says yes without knowing the credential
+                state["authed"] = True
+                return self._auth_response(ver, 0, None,
+                                           b"v=" + base64.b64encode(os.urandom(h().digest_size)))
             if h(bytes(a ^ b for a, b in zip(proof, sig))).digest() != stored:
                 return self._fail(ver, mech)
             server_key = hmac.new(salted, b"Server Key", h).digest()
@@ -403,3 +408,16 @@ def test_reload_picks_up_new_credentials(sasl_broker, kbridge, ports, certs, tmp
             time.sleep(0.2)
     assert broker.auths >= 1 and not broker.violations
     assert "kbsecret" not in kb.log_text()
+
+
+def test_server_that_cannot_sign_is_refused(sasl_broker, kbridge, ports, certs, tmp_path):
+    """A broker that accepts the proof but sends a wrong v= (it does not know the credential,
+    e.g. a server in the middle) must not get the client's traffic."""
+    broker = sasl_broker(forge_signature=True)
+    p = ports()
+    kb = kbridge(sasl_ini(broker, p, certs, tmp_path, "SCRAM-SHA-512", "alice", USERS["alice"]))
+    with pytest.raises((EOFError, ConnectionError, socket.timeout)):
+        metadata_v1(p.listen)
+    line = kb.wait_log(r"authentication failed \(SCRAM-SHA-512\)")
+    assert "server signature does not match" in line
+    assert broker.metadata_served == 0
