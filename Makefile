@@ -54,9 +54,10 @@ $(BUILD)/kbridge: $(BUILD)/proxy/main.o $(BUILD)/libkb.a $(BUILD)/libkp.a
 
 # --- tests -----------------------------------------------------------------------------------
 # Each unit test links only what it tests: test_kp_* the codec, test_conf* conf/, test_tls*
-# tls/ + conf/, test_b64, test_sigv4 and test_msk_iam their auth/ files, anything else the whole
-# daemon library.
+# tls/ + conf/, test_b64, test_scram, test_auth_mech, test_sigv4 and test_msk_iam auth/ (+ libcrypto),
+# anything else the whole daemon library.
 CONF_OBJ := $(filter $(BUILD)/conf/%,$(KB_OBJ))
+AUTH_OBJ := $(filter $(BUILD)/auth/%,$(KB_OBJ))
 TLS_OBJ  := $(filter $(BUILD)/tls/%,$(KB_OBJ))
 $(BUILD)/tests/test_kp_%: tests/unit/test_kp_%.c tests/test.h $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
@@ -64,15 +65,14 @@ $(BUILD)/tests/test_kp_%: tests/unit/test_kp_%.c tests/test.h $(BUILD)/libkp.a
 $(BUILD)/tests/test_conf: tests/unit/test_conf.c tests/test.h $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(CONF_OBJ) $(LDFLAGS_ALL) $(PKG_LIBS)
-$(BUILD)/tests/test_b64: tests/unit/test_b64.c tests/test.h $(BUILD)/auth/b64.o
+AUTH_TESTS := $(BUILD)/tests/test_b64 $(BUILD)/tests/test_scram $(BUILD)/tests/test_auth_mech \
+    $(BUILD)/tests/test_sigv4 $(BUILD)/tests/test_msk_iam
+$(AUTH_TESTS): $(BUILD)/tests/%: tests/unit/%.c tests/test.h $(AUTH_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(BUILD)/auth/b64.o $(LDFLAGS_ALL)
-# SigV4 and MSK IAM: the pure signing objects plus libcrypto (SHA-256, HMAC) only.
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL) \
+	    $(shell pkg-config --libs libcrypto 2>/dev/null)
+# The test CLIs that sign and verify MSK IAM: the pure signing objects plus libcrypto only.
 SIGN_OBJ := $(BUILD)/auth/sigv4.o $(BUILD)/auth/msk_iam.o $(BUILD)/auth/b64.o
-$(BUILD)/tests/test_sigv4 $(BUILD)/tests/test_msk_iam: $(BUILD)/tests/test_%: tests/unit/test_%.c \
-    tests/test.h $(SIGN_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(SIGN_OBJ) $(LDFLAGS_ALL) -lcrypto
 $(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \

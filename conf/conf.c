@@ -19,6 +19,8 @@
 
 #include <ini.h>
 
+#include "conf/secret.h"
+
 #define CONF_LINE_MAX 4096 /* longest line, after comments are cut: dozens of brokers */
 #define CONF_VALUE_MAX (CONF_LINE_MAX + KB_HOST_MAX) /* a formatted value, lists included */
 #define CONF_WHY_MAX 512                             /* reason text inside a message */
@@ -28,6 +30,7 @@
 _Static_assert(sizeof(enum kb_log_level) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum kb_log_format) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum kb_tls_verify) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum kb_sasl_mechanism) == sizeof(int), "enum stored as int");
 
 enum conf_kind {
     CONF_GLOBAL, /* the [global] section */
@@ -40,6 +43,7 @@ enum conf_type {
     CONF_INT,           /* int in [min, max] */
     CONF_SIZE,          /* size_t in [min, max] */
     CONF_HOST,          /* char *: host name or IP literal without port, NULL if unset */
+    CONF_STRING,        /* char *: any text without control characters, NULL if unset */
     CONF_FILE,          /* char *: a path, opened in validation, NULL if unset */
     CONF_HOSTPORT,      /* struct kb_hostport */
     CONF_HOSTPORT_OPT,  /* struct kb_hostport, bool "is set" at aux; empty = off */
@@ -63,6 +67,9 @@ struct conf_key {
 static const char *const conf_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const conf_log_format_names[] = {"text", "json", NULL};
 static const char *const conf_tls_verify_names[] = {"full", "chain", "none", NULL};
+/* "" (KB_SASL_NONE) is the default and never matches a value; auth/mech.c has the same names. */
+static const char *const conf_sasl_mechanism_names[] = {"", "SCRAM-SHA-512", "SCRAM-SHA-256",
+                                                        "PLAIN", NULL};
 
 #define GL(field) offsetof(struct kb_conf, field)
 #define CL(field) offsetof(struct kb_cluster_conf, field)
@@ -98,6 +105,11 @@ static const struct conf_key conf_keys[] = {
     {CONF_CLUSTER, "max_connections", CONF_INT, CL(max_connections), 0, "1024", true, 1, 1000000,
      NULL},
     {CONF_CLUSTER, "max_node_id", CONF_INT, CL(max_node_id), 0, "99", true, 0, 65534, NULL},
+    {CONF_CLUSTER, "sasl_mechanism", CONF_ENUM, CL(sasl_mechanism), 0, "", true, 0, 0,
+     conf_sasl_mechanism_names},
+    {CONF_CLUSTER, "sasl_password_file", CONF_FILE, CL(sasl_password_file), 0, "", true, 0, 0,
+     NULL},
+    {CONF_CLUSTER, "sasl_username", CONF_STRING, CL(sasl_username), 0, "", true, 0, 0, NULL},
     {CONF_CLUSTER, "tls", CONF_BOOL, CL(tls), 0, "on", true, 0, 0, NULL},
     {CONF_CLUSTER, "tls_ca_file", CONF_FILE, CL(tls_ca_file), 0, "", true, 0, 0, NULL},
     {CONF_CLUSTER, "tls_cert_file", CONF_FILE, CL(tls_cert_file), 0, "", true, 0, 0, NULL},
@@ -394,12 +406,15 @@ conf_parse_enum(const char *v, const char *const *names, int *out, char *why, si
     int i;
 
     for (i = 0; names[i]; i++) {
+        if (!*names[i]) {
+            continue; /* the unset default, written as an empty value */
+        }
         if (strcasecmp(v, names[i]) == 0) {
             *out = i;
             return true;
         }
+        strncat(list, *list ? "|" : "", sizeof(list) - strlen(list) - 1);
         strncat(list, names[i], sizeof(list) - strlen(list) - 1);
-        strncat(list, names[i + 1] ? "|" : "", sizeof(list) - strlen(list) - 1);
     }
     return conf_why(why, whylen, "expected one of %s", list);
 }
@@ -597,6 +612,18 @@ conf_parse_connect_to(const char *v, struct kb_connect_to **out, size_t *n, char
     return true;
 }
 
+/* Text values (user names): printable, no control characters (they end up in log lines). */
+static bool
+conf_check_text(const char *v, char *why, size_t whylen)
+{
+    for (; *v; v++) {
+        if ((unsigned char)*v < 0x20 || *v == 0x7f) {
+            return conf_why(why, whylen, "contains a control character");
+        }
+    }
+    return true;
+}
+
 /* Parses the non-empty value v of key k into its field in base (a kb_conf or kb_cluster_conf). */
 static bool
 conf_parse_value(const struct conf_key *k, const char *v, void *base, char *why, size_t whylen)
@@ -623,8 +650,12 @@ conf_parse_value(const struct conf_key *k, const char *v, void *base, char *why,
         }
         return true;
     case CONF_HOST:
+    case CONF_STRING:
     case CONF_FILE:
         if (k->type == CONF_HOST && !conf_check_host(v, &is_ip, why, whylen)) {
+            return false;
+        }
+        if (k->type == CONF_STRING && !conf_check_text(v, why, whylen)) {
             return false;
         }
         *(char **)f = strdup(v);
@@ -672,6 +703,7 @@ conf_value_str(const struct conf_key *k, const void *base, char *buf, size_t len
         snprintf(buf, len, "%zu", *(const size_t *)f);
         return buf;
     case CONF_HOST:
+    case CONF_STRING:
     case CONF_FILE:
         return *(char *const *)f ? *(char *const *)f : "";
     case CONF_HOSTPORT:
@@ -711,7 +743,8 @@ conf_free_fields(enum conf_kind kind, void *base)
         if (conf_keys[i].kind != kind) {
             continue;
         }
-        if (conf_keys[i].type == CONF_HOST || conf_keys[i].type == CONF_FILE) {
+        if (conf_keys[i].type == CONF_HOST || conf_keys[i].type == CONF_STRING ||
+            conf_keys[i].type == CONF_FILE) {
             free(*(char **)f);
         } else if (conf_keys[i].type == CONF_HOSTPORT_LIST) {
             free(*(struct kb_hostport **)f);
@@ -730,6 +763,7 @@ conf_free(struct kb_conf *conf)
         return;
     }
     for (i = 0; i < conf->n_clusters; i++) {
+        secret_free(conf->clusters[i].sasl_secret);
         conf_free_fields(CONF_CLUSTER, &conf->clusters[i]);
         free(conf->clusters[i].name);
     }
@@ -1030,6 +1064,69 @@ conf_check_file(struct conf_parser *p, size_t sec, const char *key, const char *
     return true;
 }
 
+/*
+ * The sasl_* keys: a mechanism needs TLS, a readable password file and a user name (from
+ * sasl_username or the file's JSON form, which must agree); without a mechanism the other two
+ * keys would be silently unused, so they are refused. Loads the secret into cc->sasl_secret.
+ */
+static bool
+conf_check_sasl(struct conf_parser *p, size_t sec)
+{
+    struct kb_cluster_conf *cc = &p->conf->clusters[sec - 1];
+    char err[KB_CONF_ERR_MAX];
+    const char *json_user;
+
+    if (cc->sasl_mechanism == KB_SASL_NONE) {
+        if (cc->sasl_username || cc->sasl_password_file) {
+            const char *key = cc->sasl_username ? "sasl_username" : "sasl_password_file";
+            return conf_fail(p, conf_key_line(p, sec, key),
+                             "%s in [%s] has no effect without sasl_mechanism (one of %s); set "
+                             "sasl_mechanism, or remove %s to let clients' own SASL pass through",
+                             key, cc->name, "SCRAM-SHA-512|SCRAM-SHA-256|PLAIN", key);
+        }
+        return true;
+    }
+    if (!cc->tls) {
+        return conf_fail(p, conf_key_line(p, sec, "sasl_mechanism"),
+                         "sasl_mechanism %s in [%s] needs tls = on: kbridge would send the "
+                         "credentials in clear text (MSK's SASL ports are TLS: 9096/9196)",
+                         conf_sasl_mechanism_str(cc->sasl_mechanism), cc->name);
+    }
+    if (!cc->sasl_password_file) {
+        return conf_fail(p, conf_key_line(p, sec, "sasl_mechanism"),
+                         "sasl_mechanism %s in [%s] needs sasl_password_file (a file whose first "
+                         "line is the password, or Secrets Manager's JSON)",
+                         conf_sasl_mechanism_str(cc->sasl_mechanism), cc->name);
+    }
+    if (!(cc->sasl_secret = secret_load(cc->sasl_password_file, err, sizeof(err)))) {
+        return conf_fail(p, conf_key_line(p, sec, "sasl_password_file"),
+                         "sasl_password_file '%s' in [%s]: %s", cc->sasl_password_file, cc->name,
+                         err);
+    }
+    json_user = cc->sasl_secret->username;
+    if (json_user && cc->sasl_username && strcmp(json_user, cc->sasl_username) != 0) {
+        return conf_fail(p, conf_key_line(p, sec, "sasl_username"),
+                         "sasl_username '%s' in [%s] differs from the \"username\" in "
+                         "sasl_password_file '%s': remove one of them or make them agree",
+                         cc->sasl_username, cc->name, cc->sasl_password_file);
+    }
+    if (!cc->sasl_username && json_user && !(cc->sasl_username = strdup(json_user))) {
+        return conf_fail(p, 0, "out of memory");
+    }
+    if (!cc->sasl_username) {
+        return conf_fail(p, conf_key_line(p, sec, "sasl_mechanism"),
+                         "sasl_mechanism %s in [%s] needs sasl_username (or a \"username\" in "
+                         "the JSON form of sasl_password_file)",
+                         conf_sasl_mechanism_str(cc->sasl_mechanism), cc->name);
+    }
+    if (conf_check_text(cc->sasl_username, err, sizeof(err)) == false) {
+        return conf_fail(p, conf_key_line(p, sec, "sasl_password_file"),
+                         "the \"username\" in sasl_password_file '%s' in [%s] %s",
+                         cc->sasl_password_file, cc->name, err);
+    }
+    return true;
+}
+
 /* The line the broker ports of a cluster come from. */
 static int
 conf_ports_line(const struct conf_parser *p, size_t sec)
@@ -1096,6 +1193,9 @@ conf_check_cluster(struct conf_parser *p, size_t sec)
     cc->line_tls_ca_file = s->key_line[conf_key_index("tls_ca_file")];
     cc->line_tls_cert_file = s->key_line[conf_key_index("tls_cert_file")];
     cc->line_tls_key_file = s->key_line[conf_key_index("tls_key_file")];
+    if (!conf_check_sasl(p, sec)) {
+        return false;
+    }
     if (!cc->tls) {
         return true; /* the tls_* keys are parsed but unused: see docs/config.md */
     }
@@ -1274,6 +1374,9 @@ conf_dump_section(FILE *out, const char *name, enum conf_kind kind, const void *
     size_t i;
 
     fprintf(out, "\n[%s]\n", name);
+    if (kind == CONF_CLUSTER && conf_cluster_warning(base, buf, sizeof(buf))) {
+        fprintf(out, "; warning: %s\n", buf);
+    }
     for (i = 0; i < CONF_N_KEYS; i++) {
         if (conf_keys[i].kind == kind) {
             v = conf_value_str(&conf_keys[i], base, buf, sizeof(buf));
@@ -1343,6 +1446,25 @@ const char *
 conf_log_level_str(enum kb_log_level l)
 {
     return (unsigned)l <= KB_LOG_DEBUG ? conf_log_level_names[l] : "?";
+}
+
+const char *
+conf_sasl_mechanism_str(enum kb_sasl_mechanism m)
+{
+    return conf_sasl_mechanism_names[m];
+}
+
+bool
+conf_cluster_warning(const struct kb_cluster_conf *cc, char *out, size_t outlen)
+{
+    if (!cc->sasl_secret || !cc->sasl_secret->loose_mode) {
+        return false;
+    }
+    snprintf(out, outlen,
+             "sasl_password_file '%s' in [%s] is readable by group or others (mode %03o): "
+             "chmod 600 it",
+             cc->sasl_password_file, cc->name, cc->sasl_secret->file_mode);
+    return true;
 }
 
 const char *

@@ -18,6 +18,15 @@
 enum kb_log_level { KB_LOG_ERROR = 0, KB_LOG_WARN, KB_LOG_INFO, KB_LOG_DEBUG };
 enum kb_log_format { KB_LOG_TEXT = 0, KB_LOG_JSON };
 enum kb_tls_verify { KB_VERIFY_FULL = 0, KB_VERIFY_CHAIN, KB_VERIFY_NONE };
+/* sasl_mechanism; names as Kafka spells them (conf_sasl_mechanism_str, auth_mech_find). */
+enum kb_sasl_mechanism {
+    KB_SASL_NONE = 0, /* unset: kbridge does not authenticate, clients' SASL passes through */
+    KB_SASL_SCRAM_SHA_512,
+    KB_SASL_SCRAM_SHA_256,
+    KB_SASL_PLAIN
+};
+
+struct secret;
 
 /* A parsed "host:port" or "[v6]:port". */
 struct kb_hostport {
@@ -58,6 +67,11 @@ struct kb_cluster_conf {
     int line_tls_ca_file;             /* line of each TLS file key, 0 if unset: for later errors */
     int line_tls_cert_file;
     int line_tls_key_file;
+    enum kb_sasl_mechanism sasl_mechanism; /* default KB_SASL_NONE (passthrough) */
+    char *sasl_username;                   /* effective user: the key, or the JSON file's */
+    char *sasl_password_file;              /* path, printed by conf_dump (never the password) */
+    struct secret *sasl_secret;            /* loaded at conf_load, wiped when the snapshot is
+                                              freed; NULL unless sasl_mechanism is set */
 };
 
 /* A whole configuration snapshot. Read-only once returned by conf_load(). */
@@ -84,7 +98,8 @@ struct kb_conf {
  * An empty value means the key's default. With tls = off the tls_* keys are parsed but not
  * checked further. TLS files are only opened to see that they are readable (relative paths are
  * relative to the working directory); tlsctx parses them. Never logs, never exits. Not
- * thread-safe: it briefly sets inih's global ini_max_line (see conf.c).
+ * thread-safe: it briefly sets inih's global ini_max_line (see conf.c). With sasl_mechanism set
+ * it reads sasl_password_file into the snapshot (see conf/secret.h), so a reload re-reads it.
  */
 struct kb_conf *conf_load(const char *path, char *err, size_t errlen);
 
@@ -122,5 +137,13 @@ const struct kb_hostport *conf_connect_target(const struct kb_cluster_conf *cc,
 
 const char *conf_log_level_str(enum kb_log_level l);
 const char *conf_tls_verify_str(enum kb_tls_verify v);
+const char *conf_sasl_mechanism_str(enum kb_sasl_mechanism m); /* "" for KB_SASL_NONE */
+
+/*
+ * The warning an operator should see for cc at start-up and reload (kbridge logs it, conf_dump
+ * prints it as a comment): today only a sasl_password_file readable by group or others.
+ * false, out untouched, when there is none.
+ */
+bool conf_cluster_warning(const struct kb_cluster_conf *cc, char *out, size_t outlen);
 
 #endif

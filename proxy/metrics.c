@@ -21,7 +21,7 @@ static const double hist_bounds[KB_HIST_BUCKETS] = {
 
 static const char *const fail_names[KB_FAIL_N] = {
     "dns",          "refused",     "timeout", "unreachable",  "connect",   "tls_untrusted",
-    "tls_hostname", "tls_expired", "not_tls", "tls_protocol", "tls_other",
+    "tls_hostname", "tls_expired", "not_tls", "tls_protocol", "tls_other", "auth",
 };
 
 /* Sentence prefixes, in the wording of upstream.c and tlserr.h. */
@@ -40,6 +40,7 @@ static const struct {
     {"certificate not yet valid", KB_FAIL_TLS_EXPIRED},
     {"not TLS", KB_FAIL_NOT_TLS},
     {"TLS protocol error", KB_FAIL_TLS_PROTOCOL},
+    {"authentication failed", KB_FAIL_AUTH}, /* SASL_FAIL_PREFIX, proxy/sasl_fsm.h */
 };
 
 double

@@ -36,6 +36,7 @@ enum kb_fail_reason {
     KB_FAIL_NOT_TLS,
     KB_FAIL_TLS_PROTOCOL,
     KB_FAIL_TLS_OTHER,
+    KB_FAIL_AUTH, /* SASL: refused credentials or mechanism, a bad SASL answer, a timeout */
     KB_FAIL_N
 };
 

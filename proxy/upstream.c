@@ -22,6 +22,7 @@
 
 #include "conf/conf.h"
 #include "proxy/metrics.h"
+#include "proxy/sasl.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
 #include "tls/tlssess.h"
@@ -40,11 +41,14 @@ struct upstream {
     struct event *timer;              /* connect_timeout_ms for the whole attempt */
     upstream_done_fn done;            /* completion callback */
     void *arg;                        /* its argument */
+    struct sasl *sasl;                /* the SASL exchange after TLS (sasl_mechanism set) */
+    upstream_auth_fn auth;            /* told the session's terms before done; may be NULL */
 };
 
 static void
 upstream_free(struct upstream *u)
 {
+    sasl_cancel(u->sasl);
     if (u->bev) {
         bufferevent_free(u->bev);
     }
@@ -128,6 +132,33 @@ upstream_on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+upstream_on_sasl_done(void *arg, bool ok, int64_t session_lifetime_ms, int auth_version,
+                      const char *why)
+{
+    struct upstream *u = arg;
+
+    u->sasl = NULL; /* already freed */
+    if (ok && u->auth) {
+        u->auth(u->arg, session_lifetime_ms, auth_version);
+    }
+    upstream_finish(u, ok ? NULL : why);
+}
+
+/* Authenticates before the connection is reported ready; the exchange has its own timer. */
+static void
+upstream_start_sasl(struct upstream *u)
+{
+    char why[768];
+
+    evtimer_del(u->timer);
+    u->sasl = sasl_start(u->bev, u->cc, u->name.host, -1, u->cc->tls_handshake_timeout_ms,
+                         KB_SASL_MAX_FRAME, upstream_on_sasl_done, u, why, sizeof(why));
+    if (!u->sasl) {
+        upstream_finish(u, why);
+    }
+}
+
+static void
 upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
 {
     struct upstream *u = arg;
@@ -138,6 +169,10 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
     char why[1024], dial[KB_HOST_MAX + 16];
 
     if (what & BEV_EVENT_CONNECTED) {
+        if (u->cc->sasl_mechanism != KB_SASL_NONE) {
+            upstream_start_sasl(u);
+            return;
+        }
         upstream_finish(u, NULL);
         return;
     }
@@ -282,6 +317,12 @@ upstream_cancel(struct upstream *u)
     if (u) {
         upstream_free(u);
     }
+}
+
+void
+upstream_set_auth_cb(struct upstream *u, upstream_auth_fn auth)
+{
+    u->auth = auth;
 }
 
 const char *

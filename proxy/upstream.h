@@ -1,10 +1,13 @@
 /*
- * upstream.h - one outgoing connection to a broker, in three phases: DNS, TCP connect, TLS
- * handshake (skipped with tls = off). Each failure is classified into one sentence an
- * operator can act on ("connection refused ...", "hostname mismatch: ...").
+ * upstream.h - one outgoing connection to a broker, in up to four phases: DNS, TCP connect, TLS
+ * handshake (skipped with tls = off), SASL authentication (only with sasl_mechanism set; see
+ * proxy/sasl.h). Each failure is classified into one sentence an operator can act on
+ * ("connection refused ...", "hostname mismatch: ...", "authentication failed (...): ...").
  */
 #ifndef KB_PROXY_UPSTREAM_H
 #define KB_PROXY_UPSTREAM_H
+
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -30,6 +33,17 @@ typedef void (*upstream_done_fn)(void *arg, struct bufferevent *bev, const char 
 struct upstream *upstream_connect(struct event_base *base, struct evdns_base *dns,
                                   const struct kb_cluster_conf *cc, SSL_CTX *ctx,
                                   const struct kb_hostport *name, upstream_done_fn done, void *arg);
+
+#define KB_SASL_MAX_FRAME (1u << 20) /* largest SASL answer accepted from a broker */
+
+/*
+ * With sasl_mechanism set, called once right before a successful done, with the terms of the
+ * session just established: session_lifetime_ms (0: no expiry; re-authenticate before it ends,
+ * KIP-368) and the SaslAuthenticate version to pass to sasl_start() for that. Optional: call
+ * right after upstream_connect().
+ */
+typedef void (*upstream_auth_fn)(void *arg, int64_t session_lifetime_ms, int auth_version);
+void upstream_set_auth_cb(struct upstream *u, upstream_auth_fn auth);
 
 /* Abandons an attempt: done will not be called. NULL is fine. */
 void upstream_cancel(struct upstream *u);

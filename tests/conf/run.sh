@@ -28,6 +28,11 @@ report() {
 check() {
     "$kb" --check-config -c "$1" >"$tmp/out" 2>"$tmp/err"
     rc=$?
+    # Every password under tests/conf/secrets/ contains "kbsecret": none may ever be printed.
+    if grep -q kbsecret "$tmp/out" "$tmp/err"; then
+        rc=99
+        echo "a password from tests/conf/secrets was printed" >>"$tmp/err"
+    fi
 }
 
 for f in tests/conf/bad_*.ini; do

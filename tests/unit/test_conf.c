@@ -5,11 +5,13 @@
  * tests/conf directory as argv[1].
  */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/secret.h"
 #include "test.h"
 
 static char tmp_dir[] = "/tmp/kbridge-test-conf-XXXXXX"; /* fixtures written by the tests */
@@ -307,8 +309,9 @@ static void
 test_conf_dump_roundtrip(void)
 {
     static const char *const names[] = {
-        "good_minimal.ini", "good_full.ini",     "good_ipv6.ini",     "good_two_clusters.ini",
-        "good_tls_off.ini", "good_comments.ini", "good_long_line.ini"};
+        "good_minimal.ini",      "good_full.ini",       "good_ipv6.ini",
+        "good_two_clusters.ini", "good_tls_off.ini",    "good_comments.ini",
+        "good_long_line.ini",    "good_sasl_scram.ini", "good_sasl_json.ini"};
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -689,6 +692,183 @@ cleanup_tmp(void)
     rmdir(tmp_dir);
 }
 
+/* A cluster with SASL, its password file written to tmp_dir with mode. */
+static struct kb_conf *
+load_sasl(const char *mech, const char *user_line, const char *secret_text, mode_t mode, char *err)
+{
+    char text[2048], pw[512];
+
+    snprintf(pw, sizeof(pw), "%s", write_file("pw", secret_text));
+    chmod(pw, mode);
+    snprintf(text, sizeof(text),
+             "[msk]\nbootstrap_servers = b-1.example.com:9096\nsasl_mechanism = %s\n%s"
+             "sasl_password_file = %s\n",
+             mech, user_line, pw);
+    return load_text("sasl.ini", text, err);
+}
+
+static void
+test_conf_sasl_values(void)
+{
+    char err[KB_CONF_ERR_MAX] = "";
+    struct kb_conf *c =
+        load_sasl("SCRAM-SHA-512", "sasl_username = kb\n", "kbsecret-1\nignored\n", 0600, err);
+    const struct kb_cluster_conf *cc = c ? &c->clusters[0] : NULL;
+    char warn[512];
+
+    CHECK_STR_CONTAINS(c ? "loaded" : err, "loaded");
+    if (!cc) {
+        return;
+    }
+    CHECK_EQ_INT(cc->sasl_mechanism, KB_SASL_SCRAM_SHA_512);
+    CHECK(strcmp(conf_sasl_mechanism_str(cc->sasl_mechanism), "SCRAM-SHA-512") == 0);
+    CHECK(strcmp(cc->sasl_username, "kb") == 0);
+    CHECK(cc->sasl_secret && strcmp(cc->sasl_secret->password, "kbsecret-1") == 0);
+    CHECK(cc->sasl_secret && cc->sasl_secret->username == NULL);
+    CHECK(!conf_cluster_warning(cc, warn, sizeof(warn)));
+    conf_unref(c);
+    /* mechanism names are matched without case and printed as Kafka spells them */
+    c = load_sasl("plain", "sasl_username = kb\n", "kbsecret-2\r\n", 0400, err);
+    CHECK(c && c->clusters[0].sasl_mechanism == KB_SASL_PLAIN);
+    CHECK(c && strcmp(c->clusters[0].sasl_secret->password, "kbsecret-2") == 0);
+    conf_unref(c);
+    /* no sasl keys: passthrough, nothing loaded */
+    c = load_good("good_minimal.ini");
+    CHECK(c && c->clusters[0].sasl_mechanism == KB_SASL_NONE && !c->clusters[0].sasl_secret);
+    conf_unref(c);
+}
+
+static void
+test_conf_sasl_json_form(void)
+{
+    char err[KB_CONF_ERR_MAX] = "";
+    struct kb_conf *c =
+        load_sasl("SCRAM-SHA-256", "",
+                  " {\"arn\": \"x\\/y\", \"username\":\"al\\u0069ce\",\n \"password\" : "
+                  "\"kbsecret-\\\"q\\\\\\u00e9\\ud83d\\ude00\\t\"}\n",
+                  0600, err);
+
+    CHECK_STR_CONTAINS(c ? "loaded" : err, "loaded");
+    if (!c) {
+        return;
+    }
+    CHECK(strcmp(c->clusters[0].sasl_username, "alice") == 0);
+    CHECK(strcmp(c->clusters[0].sasl_secret->password,
+                 "kbsecret-\"q\\\xc3\xa9\xf0\x9f\x98\x80\t") == 0);
+    conf_unref(c);
+    /* the same user in both places is fine */
+    c = load_sasl("SCRAM-SHA-256", "sasl_username = alice\n",
+                  "{\"username\": \"alice\", \"password\": \"kbsecret\"}", 0600, err);
+    CHECK(c != NULL);
+    conf_unref(c);
+}
+
+static void
+test_conf_sasl_json_refused(void)
+{
+    static const struct {
+        const char *json;
+        const char *why;
+    } cases[] = {
+        {"{\"password\": \"a\", \"password\": \"b\"}", "duplicate key \"password\""},
+        {"{\"password\": \"a\\x\"}", "unknown escape at offset 15"},
+        {"{\"password\": \"a\\u12\"}", "bad \\u escape"},
+        {"{\"password\": \"a\\ud83d\"}", "unpaired surrogate"},
+        {"{\"password\": \"a\\ude00\"}", "unpaired surrogate"},
+        {"{\"password\": \"a\\u0000\"}", "NUL in \\u escape"},
+        {"{\"password\": \"a\tb\"}", "control character in a string at offset 15"},
+        {"{\"password\": \"kbsecret\"} x", "unexpected bytes after the JSON object"},
+        {"{\"password\": \"kbsecret", "unterminated string"},
+        {"{\"password\": 12}", "expected a string at offset 13"},
+        {"{\"password\" \"x\"}", "expected ':'"},
+        {"{\"password\": \"x\" \"y\": \"z\"}", "expected ',' or '}'"},
+        {"{}", "no non-empty \"password\""},
+        {"{\"password\": \"\"}", "no non-empty \"password\""},
+        {"{\"username\": \"\", \"password\": \"kbsecret\"}", "empty \"username\""},
+        {"{\"username\": \"a\\nb\", \"password\": \"kbsecret\"}", "control character"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[KB_CONF_ERR_MAX] = "";
+        struct kb_conf *c = load_sasl("SCRAM-SHA-512", "", cases[i].json, 0600, err);
+
+        CHECK(c == NULL);
+        CHECK_STR_CONTAINS(err, cases[i].why);
+        CHECK(strstr(err, "kbsecret") == NULL);
+        CHECK_STR_CONTAINS(err, "sasl.ini:4: ");
+        CHECK_STR_CONTAINS(err, "sasl_password_file '");
+        conf_unref(c);
+    }
+}
+
+static void
+test_conf_sasl_warning_and_dump(void)
+{
+    char err[KB_CONF_ERR_MAX] = "", warn[512] = "";
+    struct kb_conf *c =
+        load_sasl("SCRAM-SHA-512", "sasl_username = kb\n", "kbsecret-dump\n", 0640, err);
+    char *t = c ? dump_text(c, "dump.ini") : NULL;
+
+    CHECK(c != NULL);
+    if (!c) {
+        return;
+    }
+    CHECK(conf_cluster_warning(&c->clusters[0], warn, sizeof(warn)));
+    CHECK_STR_CONTAINS(warn, "readable by group or others (mode 640)");
+    CHECK(t != NULL);
+    CHECK_STR_CONTAINS(t, "sasl_mechanism = SCRAM-SHA-512\nsasl_password_file = ");
+    CHECK_STR_CONTAINS(t, "sasl_username = kb\n");
+    CHECK_STR_CONTAINS(t, "; warning: sasl_password_file");
+    CHECK(t && strstr(t, "kbsecret") == NULL);
+    free(t);
+    conf_unref(c);
+}
+
+static void
+test_conf_sasl_reloadable(void)
+{
+    char err[KB_CONF_ERR_MAX] = "", why[512] = "";
+    struct kb_conf *a = load_good("good_minimal.ini");
+    struct kb_conf *b = load_sasl("PLAIN", "sasl_username = kb\n", "kbsecret\n", 0600, err);
+
+    CHECK(a && b);
+    if (a && b) {
+        CHECK(!conf_needs_restart(a, b, why, sizeof(why)));
+        CHECK(!conf_needs_restart(b, a, why, sizeof(why)));
+    }
+    conf_unref(a);
+    conf_unref(b);
+}
+
+static void
+test_conf_secret_load_direct(void)
+{
+    char err[256] = "";
+    struct secret *s;
+    char big[KB_SECRET_FILE_MAX + 2];
+
+    CHECK(secret_load(tmp_dir, err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "not a regular file");
+    memset(big, 'k', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK(secret_load(write_file("big", big), err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "larger than 65536 bytes");
+    big[KB_SECRET_FILE_MAX] = '\0'; /* exactly the limit is fine */
+    s = secret_load(write_file("big", big), err, sizeof(err));
+    CHECK(s && strlen(s->password) == KB_SECRET_FILE_MAX);
+    secret_free(s);
+    s = secret_load(write_file("pw0", "no newline"), err, sizeof(err));
+    CHECK(s && strcmp(s->password, "no newline") == 0);
+    /* on pages of its own (kept out of core dumps), not on the heap */
+    CHECK(s && s->map_len > 0 && (uintptr_t)s->password % (uintptr_t)sysconf(_SC_PAGESIZE) == 0);
+    secret_free(s);
+    CHECK(secret_load(write_file("pw1", "\n"), err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "the first line (the password) is empty");
+    CHECK(secret_load(write_file("pw2", ""), err, sizeof(err)) == NULL);
+    secret_free(NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -720,6 +900,12 @@ main(int argc, char **argv)
     RUN(test_conf_enum_names);
     RUN(test_conf_bad_files);
     RUN(test_conf_good_files);
+    RUN(test_conf_sasl_values);
+    RUN(test_conf_sasl_json_form);
+    RUN(test_conf_sasl_json_refused);
+    RUN(test_conf_sasl_warning_and_dump);
+    RUN(test_conf_sasl_reloadable);
+    RUN(test_conf_secret_load_direct);
     cleanup_tmp();
     return TEST_DONE();
 }
