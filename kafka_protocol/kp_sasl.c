@@ -175,15 +175,30 @@ fail:
 }
 
 enum kp_status
-kp_sasl_handshake_error_response(struct kp_writer *w, int32_t correlation_id, int16_t error)
+kp_sasl_handshake_response_write(struct kp_writer *w, int32_t correlation_id, int16_t error,
+                                 const char *mechanism)
 {
     size_t start = w->len;
+    enum kp_status st = KP_OK;
 
     kp_writer_i32(w, 0);
     kp_writer_i32(w, correlation_id); /* response header v0 */
     kp_writer_i16(w, error);
-    kp_writer_array_len(w, 0, 0); /* Mechanisms: none */
+    kp_writer_array_len(w, 0, mechanism ? 1 : 0); /* Mechanisms */
+    if (mechanism) {
+        st = kp_writer_string(w, 0, mechanism, strlen(mechanism));
+    }
+    if (st != KP_OK) {
+        w->len = start;
+        return st;
+    }
     return kp_sasl_end(w, start);
+}
+
+enum kp_status
+kp_sasl_handshake_error_response(struct kp_writer *w, int32_t correlation_id, int16_t error)
+{
+    return kp_sasl_handshake_response_write(w, correlation_id, error, NULL);
 }
 
 enum kp_status

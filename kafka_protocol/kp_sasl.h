@@ -75,6 +75,13 @@ enum kp_status kp_sasl_authenticate_response(const uint8_t *body, size_t len, in
                                              struct kp_sasl_auth_result *out);
 
 /*
+ * A whole SaslHandshake v0/v1 response frame (size prefix, header v0) with error and a
+ * mechanism list of mechanism alone (NULL: empty).
+ */
+enum kp_status kp_sasl_handshake_response_write(struct kp_writer *w, int32_t correlation_id,
+                                                int16_t error, const char *mechanism);
+
+/*
  * A whole SaslHandshake v0/v1 response frame (size prefix, header v0) with error and an empty
  * mechanism list: what kbridge answers a client whose own SASL it refuses.
  */

@@ -85,6 +85,7 @@ bridge_free(struct bridge *br)
     struct kb_proxy *p = br->cl->proxy;
 
     upstream_cancel(br->connecting);
+    bridge_auth_free(br);
     if (br->client) {
         bufferevent_free(br->client);
     }
@@ -241,7 +242,7 @@ bridge_on_server_drained(struct bufferevent *bev, void *arg)
 
     (void)bev;
     /* While draining, a request cut in half by backpressure is still completed. */
-    if (!br->linger && br->client && (!br->draining || br->req_remaining > 0) &&
+    if (!br->linger && br->client && !br->sasl && (!br->draining || br->req_remaining > 0) &&
         !(bufferevent_get_enabled(br->client) & EV_READ)) {
         bufferevent_enable(br->client, EV_READ);
         bridge_pump_requests(br);
@@ -431,20 +432,34 @@ bridge_on_server_event(struct bufferevent *bev, short what, void *arg)
 
 /* --- connecting ---------------------------------------------------------------------------- */
 
+void
+bridge_server_resume(struct bridge *br)
+{
+    bufferevent_setcb(br->server, bridge_on_server_read, bridge_on_server_drained,
+                      bridge_on_server_event, br);
+    bufferevent_enable(br->server, EV_READ | EV_WRITE);
+}
+
 static void
 bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
 {
     struct bridge *br = arg;
     const struct kb_conf *conf = br->set->conf;
-    char up[KB_HOST_MAX + 64], tls[512];
+    char up[KB_HOST_MAX + 64], tls[512], sasl[KB_HOST_MAX + 128] = "";
 
     br->connecting = NULL;
     bridge_upstream_str(br, up, sizeof(up));
     if (!bev) {
         struct kb_metrics *m = br->cl->metrics;
-        m->failures[metrics_fail_reason(why)]++;
+        enum kb_fail_reason reason = metrics_fail_reason(why);
+        m->failures[reason]++;
         metrics_set_error(m, "%s: %s", up, why);
         bridge_log(br, KB_LOG_ERROR, "upstream %s: %s", up, why);
+        if (reason == KB_FAIL_AUTH) {
+            cluster_auth_result(br->cl, false);
+            bridge_close(br, KB_LOG_INFO, "authentication refused; the client will retry");
+            return;
+        }
         if (br->node_id == KB_NODE_BOOTSTRAP && br->next_bootstrap < br->set->cc->n_bootstrap) {
             bridge_connect_next(br);
             return;
@@ -457,15 +472,21 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
         return;
     }
     br->server = bev;
+    if (br->set->cc->sasl_mechanism != KB_SASL_NONE) {
+        cluster_auth_result(br->cl, true);
+    }
     metrics_observe(&br->cl->metrics->connect_latency, metrics_now() - br->connect_started);
     metrics_broker(br->cl->metrics, br->node_id)->active++;
     metrics_broker(br->cl->metrics, br->node_id)->total++;
-    bridge_log(br, KB_LOG_INFO, "connected to %s: %s", up,
-               upstream_describe(bev, tls, sizeof(tls)));
-    bufferevent_setcb(br->server, bridge_on_server_read, bridge_on_server_drained,
-                      bridge_on_server_event, br);
+    if (br->set->cc->sasl_mechanism != KB_SASL_NONE) {
+        snprintf(sasl, sizeof(sasl), "; authenticated %s as '%s'%s",
+                 conf_sasl_mechanism_str(br->set->cc->sasl_mechanism), br->set->cc->sasl_username,
+                 br->session_ms > 0 ? ", re-authenticating before the session ends" : "");
+    }
+    bridge_log(br, KB_LOG_INFO, "connected to %s: %s%s", up,
+               upstream_describe(bev, tls, sizeof(tls)), sasl);
+    bridge_server_resume(br);
     bufferevent_setwatermark(br->server, EV_WRITE, conf->buffer_low_bytes, 0);
-    bufferevent_enable(br->server, EV_READ | EV_WRITE);
     bufferevent_set_max_single_write(br->server, KB_MAX_SINGLE_WRITE);
     bufferevent_set_max_single_write(br->client, KB_MAX_SINGLE_WRITE);
     if (bufferevent_get_underlying(bev)) {
@@ -480,6 +501,7 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
         struct timeval idle = metrics_timeval_ms(br->set->cc->idle_timeout_ms);
         bufferevent_set_timeouts(br->client, &idle, NULL);
     }
+    bridge_auth_schedule(br);
     bufferevent_enable(br->client, EV_READ | EV_WRITE);
     bridge_pump_requests(br); /* requests that arrived while connecting */
 }
@@ -489,7 +511,15 @@ bridge_connect_next(struct bridge *br)
 {
     const struct kb_cluster_conf *cc = br->set->cc;
     const struct kb_hostport *target;
+    double wait = cluster_auth_wait(br->cl);
 
+    if (wait > 0) {
+        bridge_close(br, KB_LOG_INFO,
+                     "not connecting: the brokers refused kbridge's credentials; next attempt in "
+                     "%.1f s (back-off; see the error above, fix the credentials and reload)",
+                     wait);
+        return;
+    }
     if (br->node_id == KB_NODE_BOOTSTRAP) {
         target = &cc->bootstrap[br->next_bootstrap++];
     } else {
@@ -505,7 +535,9 @@ bridge_connect_next(struct bridge *br)
                                       target, bridge_on_upstream, br);
     if (!br->connecting) {
         bridge_close(br, KB_LOG_ERROR, "out of memory starting an upstream connection");
+        return;
     }
+    upstream_set_auth_cb(br->connecting, bridge_auth_on_session);
 }
 
 /* "C#12 127.0.0.1:50412 bootstrap" or "C#12 127.0.0.1:50412 node 2" into br->prefix. */

@@ -21,6 +21,8 @@ struct evbuffer;
 struct event;
 struct kb_cluster;
 struct kb_settings;
+struct kp_request_header;
+struct sasl;
 struct upstream;
 
 /* What a frame step did: the frame was taken, more bytes are needed, or the bridge is gone. */
@@ -49,6 +51,11 @@ struct bridge {
     bool draining;                /* finish what is in flight, accept no new request */
     bool sasl_raw;                /* after a SaslHandshake v0: client frames are raw SASL
                                      tokens until one reads as a Kafka request */
+    int64_t session_ms;           /* kbridge's SASL session with the broker; 0: no expiry */
+    int auth_version;             /* SaslAuthenticate version that session used */
+    struct event *reauth_timer;   /* fires before the session ends (bridge_auth.c) */
+    bool reauth_wanted;           /* re-authenticate once nothing is in flight */
+    struct sasl *sasl;            /* a re-authentication under way, or NULL */
     struct event *linger;         /* set while flushing one side before closing */
     double linger_deadline;       /* when flushing to the broker gives up */
     char finish_why[320];         /* why we are closing once the flush is done */
@@ -100,5 +107,37 @@ void bridge_on_client_read(struct bufferevent *bev, void *arg);
 /* bridge_resp.c: forwards every complete response available. false when closed. */
 bool bridge_pump_responses(struct bridge *br);
 void bridge_on_server_read(struct bufferevent *bev, void *arg);
+
+/* bridge.c: the bridge's own callbacks on the broker side again (after a re-authentication). */
+void bridge_server_resume(struct bridge *br);
+
+/* bridge_auth.c: upstream_auth_fn, the session terms of a new broker connection. */
+void bridge_auth_on_session(void *arg, int64_t session_lifetime_ms, int auth_version);
+
+/* bridge_auth.c: arms re-authentication before the session ends (no-op without a lifetime). */
+void bridge_auth_schedule(struct bridge *br);
+
+/*
+ * bridge_auth.c: starts the re-authentication that is due once nothing is in flight. false
+ * when the bridge was closed.
+ */
+bool bridge_auth_try(struct bridge *br);
+
+/* bridge_auth.c: cancels a re-authentication and frees its timer. */
+void bridge_auth_free(struct bridge *br);
+
+/*
+ * bridge_auth.c: the client sent SaslHandshake/SaslAuthenticate while kbridge authenticates
+ * for it: the frame (total bytes at the start of in) is dropped, never forwarded, and kbridge
+ * answers in order with an error telling the client to remove its SASL settings.
+ */
+enum frame_step bridge_auth_refuse_client(struct bridge *br, struct evbuffer *in, size_t total,
+                                          const struct kp_request_header *hdr);
+
+/*
+ * bridge_auth.c: writes kbridge's own answers that are due (at the head of the in-flight queue,
+ * between broker responses). false when the bridge was closed.
+ */
+bool bridge_auth_answer_local(struct bridge *br);
 
 #endif

@@ -50,7 +50,7 @@ bridge_start_sasl_token(struct bridge *br, struct evbuffer *in, size_t total)
     }
     /* Never logged: the token is a credential. */
     bridge_log(br, KB_LOG_DEBUG, "raw SASL token, %zu bytes (SaslHandshake v0)", total);
-    if (!inflight_push(&br->inflight, 0, KB_INFLIGHT_RAW_SASL, 0, metrics_now())) {
+    if (!inflight_push_kind(&br->inflight, 0, -1, 0, INFLIGHT_RAW_SASL, metrics_now())) {
         bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
                      KB_INFLIGHT_MAX);
         return STEP_CLOSED;
@@ -72,8 +72,9 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
     const uint8_t *p;
     bool expects = true;
 
-    if (br->draining) {
-        bufferevent_disable(br->client, EV_READ); /* no new request once draining */
+    if (br->draining || br->reauth_wanted) {
+        /* No new request once draining, nor while a re-authentication is due or running. */
+        bufferevent_disable(br->client, EV_READ);
         return STEP_WAIT;
     }
     if (avail < KP_FRAME_PREFIX) {
@@ -122,6 +123,10 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
         bridge_close(br, KB_LOG_WARN, "client sent a malformed request header (%s)",
                      st == KP_INCOMPLETE ? "frame ends inside it" : kp_status_str(st));
         return STEP_CLOSED;
+    }
+    if (br->set->cc->sasl_mechanism != KB_SASL_NONE &&
+        (hdr.api_key == KP_API_SASL_HANDSHAKE || hdr.api_key == KP_API_SASL_AUTHENTICATE)) {
+        return bridge_auth_refuse_client(br, in, total, &hdr);
     }
     if (log_enabled(KB_LOG_DEBUG)) {
         bridge_log(br, KB_LOG_DEBUG, "request %s v%d correlation id %d, %zu bytes%s",

@@ -173,8 +173,11 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
     enum kp_status st;
     int32_t cid = 0;
 
+    if (!bridge_auth_answer_local(br)) {
+        return STEP_CLOSED;
+    }
     req = inflight_peek(&br->inflight);
-    if (req && req->api_key == KB_INFLIGHT_RAW_SASL) {
+    if (req && req->kind == INFLIGHT_RAW_SASL) {
         return bridge_start_sasl_answer(br, in);
     }
     if (avail < sizeof(head)) {
@@ -226,7 +229,7 @@ bridge_pump_responses(struct bridge *br)
                                bridge_start_response,
                                NULL};
 
-    if (!bridge_pump(br, &d)) {
+    if (!bridge_pump(br, &d) || !bridge_auth_answer_local(br) || !bridge_auth_try(br)) {
         return false;
     }
     if (br->draining && br->inflight.count == 0 && br->req_remaining == 0 &&

@@ -57,6 +57,8 @@ cluster_update(struct kb_cluster *cl, struct kb_settings *set)
     bool same_upstream = settings_same_upstream(old->cc, set->cc);
 
     cluster_stop_probe(cl); /* cluster_open starts one on the new settings */
+    cl->auth_failures = 0;  /* perhaps new credentials: try at once */
+    cl->auth_retry_at = 0;
     if (!cluster_same_listen(old, set)) {
         listener_free(cl->bootstrap);
         cl->bootstrap = NULL;
@@ -85,7 +87,11 @@ static void
 cluster_warn_weakened(struct kb_cluster *cl)
 {
     const struct kb_cluster_conf *cc = cl->cur->cc;
+    char warn[512];
 
+    if (conf_cluster_warning(cc, warn, sizeof(warn))) {
+        cllog(KB_LOG_WARN, cc->name, "%s", warn);
+    }
     cl->metrics->weakened = !cc->tls || cc->tls_verify != KB_VERIFY_FULL;
     if (!cc->tls) {
         cllog(KB_LOG_WARN, cc->name,
@@ -164,6 +170,34 @@ void
 cluster_probe_settled(struct kb_cluster *cl)
 {
     proxy_cluster_settled(cl->proxy);
+}
+
+void
+cluster_auth_result(struct kb_cluster *cl, bool ok)
+{
+    double wait;
+    int n;
+
+    if (ok) {
+        cl->auth_failures = 0;
+        cl->auth_retry_at = 0;
+        return;
+    }
+    n = ++cl->auth_failures;
+    wait = n > 7 ? KB_AUTH_BACKOFF_MAX_S : (double)(1 << (n - 1));
+    if (wait > KB_AUTH_BACKOFF_MAX_S) {
+        wait = KB_AUTH_BACKOFF_MAX_S;
+    }
+    cl->auth_retry_at = metrics_now() + wait;
+    cl->metrics->last_ready = 0; /* refused credentials do not fix themselves */
+}
+
+double
+cluster_auth_wait(const struct kb_cluster *cl)
+{
+    double left = cl->auth_retry_at - metrics_now();
+
+    return left > 0 ? left : 0;
 }
 
 struct kb_cluster *

@@ -31,6 +31,9 @@ struct kb_cluster {
     struct brokermap *map;      /* node id -> upstream + broker listener (owned) */
     struct kb_metrics *metrics; /* counters for this cluster name (owned by the registry) */
     struct probe *probe;        /* readiness probe (owned); NULL when retired or stopped */
+    int auth_failures;          /* SASL authentications refused in a row */
+    double auth_retry_at;       /* monotonic time before which no new broker connection is
+                                   made after a refused authentication (back-off) */
 };
 
 /*
@@ -71,6 +74,19 @@ bool cluster_is_stale_for(const struct kb_cluster *cl, const struct kb_settings 
 
 /* The readiness probe finished its first round (ok or not): start-up can report ready. */
 void cluster_probe_settled(struct kb_cluster *cl);
+
+/*
+ * Records the outcome of a SASL authentication with one of cl's brokers. A refusal backs off
+ * new broker connections (1 s, doubling, at most KB_AUTH_BACKOFF_MAX_S) so kbridge does not
+ * hammer a broker with credentials it refuses, and makes the cluster not ready at once; a
+ * success ends the back-off. A reload of the section ends it too.
+ */
+void cluster_auth_result(struct kb_cluster *cl, bool ok);
+
+#define KB_AUTH_BACKOFF_MAX_S 60
+
+/* Seconds left of the authentication back-off; 0 when a connection may be tried. */
+double cluster_auth_wait(const struct kb_cluster *cl);
 
 struct kb_cluster *cluster_ref(struct kb_cluster *cl);
 void cluster_unref(struct kb_cluster *cl); /* frees at zero; NULL is fine */

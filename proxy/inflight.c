@@ -47,6 +47,13 @@ bool
 inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16_t api_version,
               double sent)
 {
+    return inflight_push_kind(q, correlation_id, api_key, api_version, INFLIGHT_BROKER, sent);
+}
+
+bool
+inflight_push_kind(struct inflight *q, int32_t correlation_id, int16_t api_key, int16_t api_version,
+                   enum inflight_kind kind, double sent)
+{
     struct inflight_entry *e;
 
     if (q->count == q->cap && !inflight_grow(q)) {
@@ -56,6 +63,7 @@ inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16
     e->correlation_id = correlation_id;
     e->api_key = api_key;
     e->api_version = api_version;
+    e->kind = kind;
     e->sent = sent;
     q->count++;
     return true;

@@ -11,15 +11,21 @@
 #include <stdint.h>
 
 #define KB_INFLIGHT_MAX 65536 /* requests one connection may have outstanding */
-#define KB_INFLIGHT_RAW_SASL                                                                       \
-    (-1) /* api_key of a raw SASL token (after SaslHandshake v0): its                              \
-            answer is one frame with no Kafka header */
+
+/* Who answers a request in flight. */
+enum inflight_kind {
+    INFLIGHT_BROKER = 0, /* the broker, with a Kafka response */
+    INFLIGHT_RAW_SASL,   /* the broker: a raw SASL token after SaslHandshake v0, answered by one
+                            frame with no Kafka header */
+    INFLIGHT_LOCAL,      /* kbridge itself (a client's own SASL while kbridge authenticates) */
+};
 
 struct inflight_entry {
-    int32_t correlation_id; /* from the request header */
-    int16_t api_key;        /* request api key */
-    int16_t api_version;    /* request api version */
-    double sent;            /* monotonic time the request was seen (latency metric) */
+    int32_t correlation_id;  /* from the request header */
+    int16_t api_key;         /* request api key */
+    int16_t api_version;     /* request api version */
+    enum inflight_kind kind; /* who answers it */
+    double sent;             /* monotonic time the request was seen (latency metric) */
 };
 
 struct inflight {
@@ -32,9 +38,17 @@ struct inflight {
 void inflight_init(struct inflight *q);
 void inflight_free(struct inflight *q);
 
-/* Appends a request. false when the queue is at KB_INFLIGHT_MAX or allocation fails. */
+/*
+ * Appends a request the broker answers. false when the queue is at KB_INFLIGHT_MAX or
+ * allocation fails.
+ */
 bool inflight_push(struct inflight *q, int32_t correlation_id, int16_t api_key, int16_t api_version,
                    double sent) __attribute__((warn_unused_result));
+
+/* inflight_push() for a request of the given kind. */
+bool inflight_push_kind(struct inflight *q, int32_t correlation_id, int16_t api_key,
+                        int16_t api_version, enum inflight_kind kind, double sent)
+    __attribute__((warn_unused_result));
 
 /* The oldest entry, or NULL when empty. Valid until the next push or pop. */
 const struct inflight_entry *inflight_peek(const struct inflight *q);

@@ -362,6 +362,12 @@ metrics_render_locked(struct kb_registry *r, struct evbuffer *out)
     RENDER_SIMPLE(out, r, "kbridge_protocol_errors_total", "counter",
                   "Connections closed for malformed or oversized frames.", "%llu",
                   (unsigned long long)m_->protocol_errors);
+    RENDER_SIMPLE(out, r, "kbridge_reauthentications_total", "counter",
+                  "KIP-368 re-authentications of broker connections that succeeded.", "%llu",
+                  (unsigned long long)m_->reauths);
+    RENDER_SIMPLE(out, r, "kbridge_reauthentication_failures_total", "counter",
+                  "KIP-368 re-authentications that failed (the connection was closed).", "%llu",
+                  (unsigned long long)m_->reauth_failures);
     RENDER_SIMPLE(out, r, "kbridge_tls_weakened", "gauge",
                   "1 when tls = off or tls_verify is not full for the cluster.", "%d",
                   m_->weakened ? 1 : 0);

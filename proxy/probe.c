@@ -39,6 +39,8 @@ struct probe {
     int md_version;              /* Metadata version asked for; 0 while ApiVersions runs */
     bool failing;                /* the last probe failed (log changes of state only) */
     bool settled;                /* the first round has ended */
+    bool sasl_required;          /* passthrough: the brokers want SASL before Metadata, which
+                                    kbridge cannot do for clients, so probes stop at ApiVersions */
 };
 
 static void probe_on_timer(evutil_socket_t fd, short what, void *arg);
@@ -135,6 +137,10 @@ probe_on_versions(struct probe *pr, const char *target, const uint8_t *body, siz
         probe_done(pr, target, why);
         return;
     }
+    if (pr->sasl_required) {
+        probe_done(pr, target, NULL); /* verified TLS and a Kafka answer: as far as we can go */
+        return;
+    }
     probe_send(pr, target, v);
 }
 
@@ -223,7 +229,23 @@ probe_on_event(struct bufferevent *bev, short what, void *arg)
     char target[KB_HOST_MAX + 16];
 
     (void)bev;
-    probe_done(pr, probe_target(pr, target, sizeof(target)),
+    probe_target(pr, target, sizeof(target));
+    if ((what & BEV_EVENT_EOF) && pr->md_version && pr->set->cc->sasl_mechanism == KB_SASL_NONE) {
+        /* A SASL listener answers ApiVersions and hangs up on anything else before
+         * authentication. Without sasl_mechanism the clients authenticate themselves. */
+        pr->sasl_required = true;
+        if (pr->cl->proxy->worker_id == 0) {
+            cllog(KB_LOG_INFO, pr->cl->name,
+                  "readiness probe: %s answers ApiVersions but closes the connection when asked "
+                  "for Metadata before authentication: it requires SASL, which the clients do "
+                  "themselves (no sasl_mechanism, SASL passes through); the probe checks TLS and "
+                  "ApiVersions only",
+                  target);
+        }
+        probe_done(pr, target, NULL);
+        return;
+    }
+    probe_done(pr, target,
                (what & BEV_EVENT_EOF) ? "broker closed the connection before answering Metadata"
                                       : "connection error while waiting for Metadata");
 }
@@ -238,9 +260,16 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     pr->connecting = NULL;
     probe_target(pr, target, sizeof(target));
     if (!bev) {
-        pr->cl->metrics->failures[metrics_fail_reason(why)]++;
+        enum kb_fail_reason reason = metrics_fail_reason(why);
+        pr->cl->metrics->failures[reason]++;
+        if (reason == KB_FAIL_AUTH) {
+            cluster_auth_result(pr->cl, false);
+        }
         probe_done(pr, target, why);
         return;
+    }
+    if (pr->set->cc->sasl_mechanism != KB_SASL_NONE) {
+        cluster_auth_result(pr->cl, true);
     }
     pr->bev = bev;
     if (!probe_send(pr, target, 0)) {

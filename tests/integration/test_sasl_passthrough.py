@@ -63,8 +63,7 @@ def test_kcat_scram_handshake_v1_through_kbridge(passthrough):
 
 def test_wire_scram_v0_raw_tokens_through_kbridge(passthrough):
     """The raw-token exchange by itself, with the test wire client: handshake v0, two raw
-    tokens each way, then a Kafka request (FAILS today: kbridge parses the raw tokens as
-    requests; issue 14)."""
+    tokens each way, then a Kafka request."""
     mock, bootstrap = passthrough()
     host, port = bootstrap.rsplit(":", 1)
     with sw.KafkaConn(host, int(port)) as c:
@@ -76,8 +75,7 @@ def test_wire_scram_v0_raw_tokens_through_kbridge(passthrough):
 
 
 def test_kafka_python_scram_v0_through_kbridge(passthrough):
-    """kafka-python 2.0.2 always authenticates with SaslHandshake v0 and raw tokens (FAILS
-    today: 'client sent a malformed request header'; issue 14)."""
+    """kafka-python 2.0.2 always authenticates with SaslHandshake v0 and raw tokens."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     mock, bootstrap = passthrough()

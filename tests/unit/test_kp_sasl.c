@@ -299,9 +299,26 @@ test_kp_sasl_authenticate_version_pick(void)
     CHECK_EQ_INT(kp_sasl_authenticate_version(-1, -1), -1);
 }
 
+/* kp_sasl_handshake_response_write: a mechanism list of one, byte for byte. */
+static void
+test_kp_sasl_handshake_response_one_mechanism(void)
+{
+    static const uint8_t want[] = {0,   0,   0,   25,  0,   0,   0,   9,   0,   0,
+                                   0,   0,   0,   1,   0,   13,  'S', 'C', 'R', 'A',
+                                   'M', '-', 'S', 'H', 'A', '-', '5', '1', '2'};
+    struct kp_writer w;
+
+    kp_writer_init(&w);
+    CHECK_EQ_INT(kp_sasl_handshake_response_write(&w, 9, 0, "SCRAM-SHA-512"), KP_OK);
+    CHECK_EQ_INT(w.len, sizeof(want));
+    CHECK(w.len == sizeof(want) && memcmp(w.buf, want, sizeof(want)) == 0);
+    kp_writer_free(&w);
+}
+
 int
 main(void)
 {
+    RUN(test_kp_sasl_handshake_response_one_mechanism);
     RUN(test_kp_sasl_handshake_request_bytes);
     RUN(test_kp_sasl_authenticate_request_v0_v1);
     RUN(test_kp_sasl_authenticate_request_v2_flexible);
