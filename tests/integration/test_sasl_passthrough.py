@@ -102,8 +102,7 @@ def test_kafka_python_scram_v0_through_kbridge(passthrough):
 
 
 def test_librdkafka_raw_tokens_with_a_v0_only_broker_through_kbridge(passthrough):
-    """A broker offering SaslHandshake v0 only makes librdkafka use raw tokens too (likely FAILS
-    today; issue 14)."""
+    """A broker offering SaslHandshake v0 only makes librdkafka use raw tokens too."""
     mock, bootstrap = passthrough(sasl_v0_only=True)
     kcat_roundtrip(bootstrap, "SCRAM-SHA-256", n=50)
     s = mock.stats()
@@ -112,8 +111,7 @@ def test_librdkafka_raw_tokens_with_a_v0_only_broker_through_kbridge(passthrough
 
 @pytest.mark.parametrize("v0_only", [False, True], ids=["handshake-v1", "v0-only-broker"])
 def test_kafkajs_scram_through_kbridge(passthrough, v0_only):
-    """kafkajs SCRAM-SHA-512 through kbridge; against a v0-only broker it sends raw tokens
-    (that case likely FAILS today; issue 14)."""
+    """kafkajs SCRAM-SHA-512 through kbridge; against a v0-only broker it sends raw tokens."""
     if not (KAFKAJS_DIR / "node_modules" / "kafkajs").is_dir():
         pytest.fail(f"kafkajs is not installed: run `npm ci` in {KAFKAJS_DIR}")
     mock, bootstrap = passthrough(sasl_v0_only=v0_only)
