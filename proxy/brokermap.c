@@ -141,8 +141,11 @@ brokermap_learn(struct brokermap *m, struct brokermap_call *call, int32_t node_i
         return true;
     }
     if (s->known) {
+        char eb[KB_LOG_ESCAPED_MAX(sizeof(b))], ea[KB_LOG_ESCAPED_MAX(sizeof(a))];
+        conf_hostport_str(&s->upstream, b, sizeof(b));
+        conf_hostport_str(&hp, a, sizeof(a));
         cllog(KB_LOG_INFO, m->cl->cc->name, "broker %d moved from %s to %s", (int)node_id,
-              conf_hostport_str(&s->upstream, b, sizeof(b)), conf_hostport_str(&hp, a, sizeof(a)));
+              log_escape(b, strlen(b), eb, sizeof(eb)), log_escape(a, strlen(a), ea, sizeof(ea)));
     }
     s->upstream = hp;
     s->known = true;
@@ -183,8 +186,10 @@ brokermap_map(void *arg, int32_t node_id, const char *host, size_t host_len, int
             snprintf(call->err, sizeof(call->err), "broker %d: %s", (int)node_id, err);
             return false;
         }
+        char eh[KB_LOG_ESCAPED_MAX(sizeof(s->upstream.host))];
         cllog(KB_LOG_INFO, cc->name, "broker %d served at %s:%d -> %s:%d", (int)node_id,
-              cc->advertised_host, cc->broker_port_base + (int)node_id, s->upstream.host,
+              cc->advertised_host, cc->broker_port_base + (int)node_id,
+              log_escape(s->upstream.host, strlen(s->upstream.host), eh, sizeof(eh)),
               s->upstream.port);
     }
     *new_host = cc->advertised_host;

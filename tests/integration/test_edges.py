@@ -1,0 +1,287 @@
+"""Edges of the core (issue 13, defects 3, 4, 9, 10): running out of descriptors, a hostile
+client of the admin endpoint, names with several addresses, wildcard and non-loopback
+listeners, and broker-chosen host names in the log.
+
+The upstream is a tiny fake broker in this file (tls = off): it answers ApiVersions v0 and
+Metadata v1 by hand (/work/shared/kafka-spec: ApiVersions v0, Metadata v1) and advertises
+whatever brokers a test asks for. Names with several addresses come from a private
+/etc/hosts, bind-mounted for kbridge alone in a user + mount namespace (`unshare`); those
+tests are skipped where unshare is not allowed.
+"""
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD, _die_with_parent, free_port
+
+# --- a fake broker -----------------------------------------------------------------------------
+
+
+def _str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">h", len(b)) + b
+
+
+class FakeBroker:
+    """Listens on (host, port 0 or given). brokers: list of (node_id, host, port) it advertises
+    in Metadata; None advertises itself as node 1. Serves until close()."""
+
+    def __init__(self, host="127.0.0.1", brokers=None, port=0):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(512)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.brokers = brokers if brokers is not None else [(1, host, self.port)]
+        self.conns = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read(c, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = c.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def _serve(self, c):
+        try:
+            while True:
+                size = struct.unpack(">i", self._read(c, 4))[0]
+                req = self._read(c, size)
+                api, _version, corr = struct.unpack(">hhi", req[:8])
+                if api == 18:  # ApiVersions v0: Metadata 0-1, ApiVersions 0
+                    body = struct.pack(">hi", 0, 2) + struct.pack(">hhh", 3, 0, 1) + \
+                        struct.pack(">hhh", 18, 0, 0)
+                elif api == 3:  # Metadata v1: brokers, controller, no topics
+                    body = struct.pack(">i", len(self.brokers))
+                    for node, host, port in self.brokers:
+                        body += struct.pack(">i", node) + _str(host) + struct.pack(">i", port) + \
+                            struct.pack(">h", -1)
+                    body += struct.pack(">ii", self.brokers[0][0] if self.brokers else -1, 0)
+                else:
+                    return
+                frame = struct.pack(">i", corr) + body
+                c.sendall(struct.pack(">i", len(frame)) + frame)
+        except (OSError, EOFError, struct.error):
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def metadata(host, port, timeout=5.0):
+    """One Metadata v1 request through kbridge; returns [(node, host, port)]."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return metadata_on(s)
+
+
+def metadata_on(s, corr=7):
+    req = struct.pack(">hhi", 3, 1, corr) + _str("edges") + struct.pack(">i", -1)
+    s.sendall(struct.pack(">i", len(req)) + req)
+    size = struct.unpack(">i", FakeBroker._read(s, 4))[0]
+    resp = FakeBroker._read(s, size)
+    assert struct.unpack(">i", resp[:4])[0] == corr
+    pos = 4
+    n = struct.unpack(">i", resp[pos:pos + 4])[0]
+    pos += 4
+    out = []
+    for _ in range(n):
+        node = struct.unpack(">i", resp[pos:pos + 4])[0]
+        hlen = struct.unpack(">h", resp[pos + 4:pos + 6])[0]
+        host = resp[pos + 6:pos + 6 + hlen].decode("latin-1")
+        pos += 6 + hlen
+        port = struct.unpack(">i", resp[pos:pos + 4])[0]
+        rlen = struct.unpack(">h", resp[pos + 4:pos + 6])[0]
+        pos += 6 + max(rlen, 0)
+        out.append((node, host, port))
+    return out
+
+
+@pytest.fixture
+def fake_broker():
+    made = []
+
+    def start(**kw):
+        b = FakeBroker(**kw)
+        made.append(b)
+        return b
+
+    yield start
+    for b in made:
+        b.close()
+
+
+# --- kbridge, started with a descriptor limit or inside a private /etc/hosts --------------------
+
+
+def edge_ini(p, bootstrap, listen_host="127.0.0.1", global_extra=None, extra=None):
+    g = {"log_level": "info"}
+    g.update(global_extra or {})
+    lines = ["[global]"] + [f"{k} = {v}" for k, v in g.items()]
+    lines += ["", "[edge]", f"bootstrap_servers = {bootstrap}",
+              f"listen = {listen_host}:{p.listen}", f"broker_port_base = {p.base}",
+              f"max_node_id = {p.max_node_id}", "tls = off", "connect_timeout_ms = 3000"]
+    lines += [f"{k} = {v}" for k, v in (extra or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+class Kb:
+    """kbridge -c INI with stdout+stderr in a log file; prefix: a command to run it under."""
+
+    def __init__(self, tmp_path, ini, tag="kb", nofile=None, prefix=()):
+        self.ini = tmp_path / f"{tag}.ini"
+        self.ini.write_text(ini)
+        self.log_path = tmp_path / f"{tag}.log"
+
+        def pre():
+            _die_with_parent()
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([*prefix, str(BUILD / "kbridge"), "-c", str(self.ini)],
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, preexec_fn=pre)
+        self.wait_log("kbridge ready")
+
+    def log_bytes(self):
+        return self.log_path.read_bytes()
+
+    def log_text(self):
+        return self.log_bytes().decode(errors="replace")
+
+    def wait_log(self, pattern, timeout=10):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log_text().splitlines():
+                if rx.search(line):
+                    return line
+            if self.proc.poll() is not None:
+                pytest.fail(f"kbridge exited {self.proc.returncode}\n{self.log_text()[-6000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no log line matching {pattern!r}\n{self.log_text()[-6000:]}")
+            time.sleep(0.05)
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return "hung"
+        return self.proc.returncode
+
+
+@pytest.fixture
+def kb(tmp_path, request):
+    started = []
+
+    def start(ini, **kw):
+        k = Kb(tmp_path, ini, tag=f"kb{len(started)}", **kw)
+        started.append(k)
+        return k
+
+    yield start
+    problems = []
+    for k in started:
+        rc = k.stop()
+        if rc != 0:
+            problems.append(f"kbridge exit {rc}")
+        rep = getattr(request.node, "rep_call", None)
+        if rc != 0 or rep is None or rep.failed:
+            print(f"----- {k.log_path.name} -----\n{k.log_text()[-8000:]}")
+    assert not problems, problems
+
+
+def _unshare_works():
+    try:
+        r = subprocess.run(["unshare", "-m", "--map-root-user", "sh", "-c",
+                            "mount --bind /etc/hosts /etc/hosts"], capture_output=True,
+                           timeout=10)
+        return r.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture
+def hosts_ns(tmp_path):
+    """hosts_ns(text) -> prefix that runs a command with text as its /etc/hosts."""
+    if not _unshare_works():
+        pytest.skip("unshare -m --map-root-user not permitted here")
+
+    def prefix(text):
+        path = tmp_path / f"hosts-{abs(hash(text))}"
+        path.write_text(text)
+        return ["unshare", "-m", "--map-root-user", "sh", "-c",
+                'mount --bind "$0" /etc/hosts && exec "$@"', str(path)]
+
+    return prefix
+
+
+# --- defect 10: broker-chosen names in the log ---------------------------------------------------
+
+
+def test_broker_host_names_are_escaped_in_the_log(kb, fake_broker, ports):
+    evil = "evil\nFAKE ERROR injected\x1b[31mred"
+    broker = fake_broker(brokers=[])
+    broker.brokers = [(1, evil, broker.port)]
+    p = ports(max_node_id=3)
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}"))
+    assert metadata("127.0.0.1", p.listen) == [(1, "127.0.0.1", p.node(1))]
+    line = k.wait_log(r"broker 1 served at")
+    raw = k.log_bytes()
+    assert b"\x1b" not in raw, raw[-2000:]
+    assert not any(l.startswith(b"FAKE") for l in raw.splitlines()), raw[-2000:]
+    assert "evil\\x0aFAKE ERROR injected\\x1b[31mred" in line, line
