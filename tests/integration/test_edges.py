@@ -270,6 +270,70 @@ def hosts_ns(tmp_path):
     return prefix
 
 
+# --- defect 3: out of descriptors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [64, 65])  # odd or even: the last descriptor taken or not
+def test_descriptor_exhaustion_pauses_accepting(kb, fake_broker, ports, limit):
+    broker = fake_broker()
+    p = ports(max_node_id=3)
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}",
+                    global_extra={"log_format": "json", "workers": "2"}), nofile=(limit, limit))
+    assert metadata("127.0.0.1", p.listen)  # served before the limit is hit
+
+    clients = []
+    try:
+        for _ in range(90):  # ~2 descriptors each: far more than 64 allow
+            clients.append(socket.create_connection(("127.0.0.1", p.listen), timeout=2))
+        time.sleep(1)  # every descriptor is taken by now
+        lines0 = len(k.log_bytes().splitlines())
+        cpu0 = k.cpu_seconds()
+        time.sleep(3)
+        cpu = k.cpu_seconds() - cpu0
+        lines = len(k.log_bytes().splitlines()) - lines0
+        assert cpu < 0.3, f"kbridge used {cpu:.2f} CPU-s in 3 s while out of descriptors"
+        assert lines < 20, f"{lines} log lines in 3 s while out of descriptors"
+    finally:
+        for c in clients:
+            c.close()
+    # descriptors are back: accepting resumes within the 1 s retry
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert metadata("127.0.0.1", p.listen, timeout=2)
+            break
+        except (OSError, AssertionError, EOFError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    k.wait_log("accepting connections again", timeout=5)
+    text = k.log_text()
+    assert re.search(r"Too many open files.*pausing accepts.*LimitNOFILE", text), text
+    assert len(re.findall("pausing accepts", text)) <= 2, text  # once per episode (and loop)
+    # the limit could not be raised (hard = soft): said once at start, with the numbers
+    assert re.search(r"open file limit \(RLIMIT_NOFILE\) is %d \(hard %d\).*need about \d+"
+                     % (limit, limit), text), text
+    for line in text.splitlines():
+        json.loads(line)  # every line, libevent's own included, is JSON
+
+
+def test_descriptor_limit_raised_at_start(kb, fake_broker, ports):
+    broker = fake_broker()
+    p = ports(max_node_id=3)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2000:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard} too low to test raising")
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}", extra={"max_connections": "400"}),
+           nofile=(64, hard))
+    line = k.wait_log(r"raised the open file limit \(RLIMIT_NOFILE\) from 64 to \d+")
+    raised = int(re.search(r"to (\d+)", line).group(1))
+    assert raised >= 800, line  # two descriptors per client at least
+    with open(f"/proc/{k.proc.pid}/limits") as f:
+        soft = [l for l in f if l.startswith("Max open files")][0].split()[3]
+    assert int(soft) == raised
+    assert "need about" not in k.log_text()
+
+
 # --- defect 10: broker-chosen names in the log ---------------------------------------------------
 
 
