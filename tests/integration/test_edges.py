@@ -334,6 +334,193 @@ def test_descriptor_limit_raised_at_start(kb, fake_broker, ports):
     assert "need about" not in k.log_text()
 
 
+# --- defect 4: the admin endpoint ----------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_kb(kb, fake_broker, ports):
+    broker = fake_broker()
+    p = ports(max_node_id=3)
+    admin = free_port()
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}", global_extra={"admin_listen":
+                                                                f"127.0.0.1:{admin}"}))
+    return k, admin, p
+
+
+def http_get(port, path="/healthz", timeout=3):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def flood(port, head, chunk, limit):
+    """Sends head, then chunk until limit bytes or the server cuts the connection. Returns
+    (bytes sent, True when cut, what the server answered)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setblocking(False)
+    sent, answer = 0, b""
+    pending = head
+    deadline = time.monotonic() + 20
+    try:
+        while sent < limit and time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+                return sent, True, data  # an answer (a 4xx) or EOF: the server reacted
+            except BlockingIOError:
+                pass
+            except OSError:
+                return sent, True, answer
+            try:
+                n = s.send(pending or chunk)
+                sent += n
+                pending = (pending or chunk)[n:] if pending else b""
+            except BlockingIOError:
+                time.sleep(0.001)
+            except OSError:
+                return sent, True, answer
+        return sent, False, answer
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("what,head,chunk", [
+    ("header lines", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Flood: " + b"a" * 1000 + b"\r\n"),
+    ("one endless header", b"GET /healthz HTTP/1.1\r\nX-Endless: ", b"a" * 4096),
+    ("huge Content-Length GET", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Length: 99999999999\r\n\r\n", b"b" * 65536),
+    ("POST body", b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+     b"b" * 65536),
+], ids=["header-lines", "endless-header", "content-length-get", "post-body"])
+def test_admin_floods_are_cut(admin_kb, what, head, chunk):
+    k, admin, _ = admin_kb
+    rss0 = k.rss_kib()
+    sent, cut, answer = flood(admin, head, chunk, 64 << 20)
+    grown = k.rss_kib() - rss0
+    assert cut, f"{what}: {sent} bytes sent and the connection still open"
+    assert grown < 20 << 10, f"{what}: kbridge RSS grew {grown} KiB"
+    if answer:
+        assert re.match(rb"HTTP/1\.[01] (4\d\d|5\d\d)", answer), answer[:200]
+    assert b"200 OK" in http_get(admin)
+
+
+def test_admin_trickle_is_cut(admin_kb):
+    k, admin, _ = admin_kb
+    s = socket.create_connection(("127.0.0.1", admin), timeout=2)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+    start = time.monotonic()
+    cut = False
+    try:
+        while time.monotonic() - start < 9:
+            time.sleep(1)
+            try:
+                s.sendall(b"a")  # one byte a second: every read resets an idle timeout
+                s.settimeout(0.01)
+                if s.recv(4096) == b"":
+                    cut = True
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                cut = True
+                break
+    finally:
+        s.close()
+    elapsed = time.monotonic() - start
+    assert cut, "a request trickling in at 1 byte/s was never cut"
+    assert elapsed < 8, f"cut only after {elapsed:.1f} s"
+
+
+def test_admin_slowloris_connections_capped(admin_kb):
+    k, admin, _ = admin_kb
+    conns = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", admin), timeout=2)
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            conns.append(s)
+        time.sleep(1)
+        closed = 0
+        for s in conns:
+            s.settimeout(0.05)
+            try:
+                data = s.recv(4096)
+                if data == b"" or data.startswith(b"HTTP/1.1 503"):
+                    closed += 1
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+        assert closed >= 250, f"only {closed} of 300 slowloris connections were refused"
+        # the held ones time out, and /healthz answers again while the rest stay connected
+        deadline = time.monotonic() + 9
+        while True:
+            try:
+                if b"200 OK" in http_get(admin, timeout=1):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "/healthz never answered"
+            time.sleep(0.3)
+    finally:
+        for s in conns:
+            s.close()
+
+
+def test_admin_flood_does_not_stall_clients(admin_kb):
+    k, admin, p = admin_kb
+    stop = threading.Event()
+
+    def attack():
+        while not stop.is_set():
+            flood(admin, b"GET /healthz HTTP/1.1\r\nX-Endless: ", b"a" * 4096, 4 << 20)
+
+    threads = [threading.Thread(target=attack, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", p.listen), timeout=5) as s:
+            rtts = []
+            for i in range(60):
+                t0 = time.monotonic()
+                assert metadata_on(s, corr=i)
+                rtts.append(time.monotonic() - t0)
+                time.sleep(0.02)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(25)
+    rtts.sort()
+    assert rtts[len(rtts) // 2] < 0.005, f"p50 {rtts[len(rtts) // 2] * 1000:.1f} ms"
+
+
+def test_security_warnings_for_wildcard_listeners(kb, fake_broker, ports):
+    broker = fake_broker()
+    p = ports(max_node_id=3)
+    admin = free_port()
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}", listen_host="0.0.0.0",
+                    global_extra={"admin_listen": f"0.0.0.0:{admin}"},
+                    extra={"advertised_host": "127.0.0.1"}))
+    text = k.log_text()
+    assert re.search(r"WARN .*SECURITY: admin_listen = 0\.0\.0\.0:\d+ is not a loopback", text), \
+        text
+    assert re.search(r"WARN .*\[edge\] SECURITY: listen = 0\.0\.0\.0 is a wildcard", text), text
+
+
+def test_no_security_warning_for_loopback(kb, fake_broker, ports):
+    broker = fake_broker()
+    p = ports(max_node_id=3)
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}",
+                    global_extra={"admin_listen": f"127.0.0.1:{free_port()}"}))
+    text = k.log_text()
+    assert "SECURITY: admin_listen" not in text and "is a wildcard" not in text, text
+
+
 # --- defect 10: broker-chosen names in the log ---------------------------------------------------
 
 
