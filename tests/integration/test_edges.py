@@ -521,6 +521,43 @@ def test_no_security_warning_for_loopback(kb, fake_broker, ports):
     assert "SECURITY: admin_listen" not in text and "is a wildcard" not in text, text
 
 
+# --- defect 9: every address of a name -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("broker_at,hosts", [
+    ("127.0.0.1", "::1 brokerhost\n127.0.0.1 brokerhost\n"),
+    ("::1", "127.0.0.1 brokerhost\n::1 brokerhost\n"),
+])
+def test_dial_tries_every_address(kb, fake_broker, ports, hosts_ns, broker_at, hosts):
+    port = free_port()
+    broker = fake_broker(host=broker_at, port=port)
+    p = ports(max_node_id=3)
+    k = kb(edge_ini(p, f"brokerhost:{broker.port}"), prefix=hosts_ns(hosts))
+    brokers = metadata("127.0.0.1", p.listen)
+    assert brokers == [(1, "127.0.0.1", p.node(1))], brokers
+
+
+def test_dial_names_every_failed_address(kb, ports, hosts_ns):
+    closed = free_port()
+    p = ports(max_node_id=3)
+    k = kb(edge_ini(p, f"brokerhost:{closed}"),
+           prefix=hosts_ns("::1 brokerhost\n127.0.0.1 brokerhost\n"))
+    with pytest.raises((OSError, EOFError)):
+        metadata("127.0.0.1", p.listen)
+    line = k.wait_log(r"ERROR.*connection refused by brokerhost:%d" % closed)
+    assert f"[::1]:{closed} (connection refused)" in line, line
+    assert f"127.0.0.1:{closed} (connection refused)" in line, line
+
+
+def test_listen_binds_every_address(kb, fake_broker, ports, hosts_ns):
+    broker = fake_broker()
+    p = ports(max_node_id=3)
+    k = kb(edge_ini(p, f"127.0.0.1:{broker.port}", listen_host="localhost"),
+           prefix=hosts_ns("127.0.0.1 localhost\n::1 localhost\n"))
+    assert metadata("127.0.0.1", p.listen) == [(1, "localhost", p.node(1))]
+    assert metadata("::1", p.listen) == [(1, "localhost", p.node(1))]
+
+
 # --- defect 10: broker-chosen names in the log ---------------------------------------------------
 
 
