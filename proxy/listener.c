@@ -40,7 +40,8 @@ struct listener_sock {
     socklen_t addrlen;            /* its length */
     bool claimed;                 /* holds a reference in listener_ports */
     struct event *retry;          /* re-enables accepting after a failed accept() */
-    int pause_ms;                 /* 0: accepting; else the current pause (100 ms .. 1 s) */
+    int pause_ms;                 /* 0: accepting; else paused (disabled) for this long */
+    int backoff_ms;               /* the last pause of this episode (100 ms .. 1 s), 0: none */
     bool recovering;              /* accepting again, not yet for KB_LISTENER_QUIET_MS */
     long long resumed_ms;         /* when recovering began (CLOCK_MONOTONIC ms) */
     int waiting;                  /* connections queued in the backlog at the last retry */
@@ -202,6 +203,7 @@ listener_resume(struct listener_sock *ls)
     long long waited;
 
     ls->recovering = false;
+    ls->backoff_ms = 0;
     if (atomic_fetch_sub(&listener_paused, 1) != 1) {
         return; /* other sockets are still paused: the episode goes on */
     }
@@ -216,6 +218,47 @@ listener_resume(struct listener_sock *ls)
               "accepting connections again after %.1f s without descriptors",
               (double)waited / 1000.0);
     }
+}
+
+/*
+ * True when the process has n descriptors free. The two a client needs (its socket and the
+ * broker's) must be there before accepting again, or each retry would take a client only to
+ * close it when its broker connection fails, with a log line each time.
+ */
+static bool
+listener_fds_available(evutil_socket_t fd, int n)
+{
+    int got[4];
+    int i, k = 0;
+
+    for (i = 0; i < n && i < 4; i++) {
+        got[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (got[i] < 0) {
+            break;
+        }
+        k++;
+    }
+    for (i = 0; i < k; i++) {
+        close(got[i]);
+    }
+    return k == n;
+}
+
+/* Stops accepting on ls for its next, longer pause (the episode is already counted). */
+static void
+listener_pause(struct listener_sock *ls)
+{
+    struct timeval tv;
+
+    evconnlistener_disable(ls->lev);
+    ls->recovering = false;
+    ls->backoff_ms = ls->backoff_ms == 0                             ? KB_LISTENER_PAUSE_MIN_MS
+                     : ls->backoff_ms * 2 > KB_LISTENER_PAUSE_MAX_MS ? KB_LISTENER_PAUSE_MAX_MS
+                                                                     : ls->backoff_ms * 2;
+    ls->pause_ms = ls->backoff_ms;
+    tv.tv_sec = ls->pause_ms / 1000;
+    tv.tv_usec = (ls->pause_ms % 1000) * 1000;
+    evtimer_add(ls->retry, &tv);
 }
 
 static void
@@ -233,31 +276,16 @@ listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
         ls->resumed_ms = listener_now_ms();
         evtimer_add(ls->retry, &tv); /* ends the episode unless accept fails again */
     }
-    if (workers_handoff(l->cl->proxy->peers, l->cl->proxy, l->cl, fd, sa, (socklen_t)salen,
-                        l->node_id)) {
-        return; /* another loop has fewer connections: it serves this one */
+    if (!workers_handoff(l->cl->proxy->peers, l->cl->proxy, l->cl, fd, sa, (socklen_t)salen,
+                         l->node_id)) {
+        bridge_new(l->cl, fd, sa, (socklen_t)salen, l->node_id);
     }
-    bridge_new(l->cl, fd, sa, (socklen_t)salen, l->node_id);
-}
-
-/*
- * True when the process has the two descriptors one client needs (its socket and the broker's).
- * Accepting with only one left would take the client only to close it when the broker
- * connection fails, once per retry, with a log line each time.
- */
-static bool
-listener_fds_available(evutil_socket_t fd)
-{
-    int a = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    int b = a >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-
-    if (a >= 0) {
-        close(a);
+    /* libevent accepts in a loop until the queue is empty. Just back from a pause, stop before
+     * the queued clients take the descriptors this one's broker connection needs (it is made
+     * later, from the loop): this client's one, and two for the next. */
+    if (ls->recovering && !listener_fds_available(evconnlistener_get_fd(ls->lev), 3)) {
+        listener_pause(ls);
     }
-    if (b >= 0) {
-        close(b);
-    }
-    return b >= 0;
 }
 
 static void
@@ -266,7 +294,6 @@ listener_on_retry(evutil_socket_t fd, short what, void *arg)
     struct listener_sock *ls = arg;
     int waiting = listener_backlog(ls->lev);
     long long max = atomic_load(&listener_paused_max);
-    struct timeval tv;
 
     (void)fd;
     (void)what;
@@ -277,12 +304,8 @@ listener_on_retry(evutil_socket_t fd, short what, void *arg)
     ls->waiting = waiting;
     while (waiting > max && !atomic_compare_exchange_weak(&listener_paused_max, &max, waiting)) {
     }
-    if (!listener_fds_available(evconnlistener_get_fd(ls->lev))) {
-        ls->pause_ms = ls->pause_ms * 2 > KB_LISTENER_PAUSE_MAX_MS ? KB_LISTENER_PAUSE_MAX_MS
-                                                                   : ls->pause_ms * 2;
-        tv.tv_sec = ls->pause_ms / 1000;
-        tv.tv_usec = (ls->pause_ms % 1000) * 1000;
-        evtimer_add(ls->retry, &tv);
+    if (!listener_fds_available(evconnlistener_get_fd(ls->lev), 2)) {
+        listener_pause(ls);
         return;
     }
     /* Still paused (pause_ms set): the next accept ends the pause, the next failure doubles it. */
@@ -292,7 +315,7 @@ listener_on_retry(evutil_socket_t fd, short what, void *arg)
 /*
  * accept() failed for a reason other than a retriable one (libevent retries EAGAIN, EINTR and
  * ECONNABORTED itself): mostly EMFILE/ENFILE, out of descriptors until some close. Pause this
- * socket, retry after 100 ms, doubling up to 1 s while it keeps failing.
+ * socket, retry after 100 ms, doubling up to 1 s while the episode lasts.
  */
 static void
 listener_on_error(struct evconnlistener *lev, void *arg)
@@ -301,38 +324,31 @@ listener_on_error(struct evconnlistener *lev, void *arg)
     struct listener *l = ls->l;
     int err = EVUTIL_SOCKET_ERROR();
     struct rlimit rl;
-    struct timeval tv;
 
-    evconnlistener_disable(lev);
-    if (ls->recovering) {
-        ls->recovering = false; /* failing again: the same episode */
-        ls->pause_ms = KB_LISTENER_PAUSE_MIN_MS;
-    } else if (ls->pause_ms) {
-        ls->pause_ms = ls->pause_ms * 2 > KB_LISTENER_PAUSE_MAX_MS ? KB_LISTENER_PAUSE_MAX_MS
-                                                                   : ls->pause_ms * 2;
-    } else {
-        ls->pause_ms = KB_LISTENER_PAUSE_MIN_MS;
-        if (atomic_fetch_add(&listener_paused, 1) == 0) {
-            atomic_store(&listener_paused_at, listener_now_ms());
-            atomic_store(&listener_paused_max, 0);
-            if ((err == EMFILE || err == ENFILE) && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                cllog(KB_LOG_ERROR, l->cl->cc->name,
-                      "accept on port %d failed: %s (descriptor limit %llu%s): pausing accepts "
-                      "and retrying every %d-%d ms; raise the limit (LimitNOFILE= in the "
-                      "systemd unit, ulimit -n) or lower max_connections",
-                      l->port, strerror(err), (unsigned long long)rl.rlim_cur,
-                      err == ENFILE ? ", and the system-wide one" : "", KB_LISTENER_PAUSE_MIN_MS,
-                      KB_LISTENER_PAUSE_MAX_MS);
-            } else {
-                cllog(KB_LOG_ERROR, l->cl->cc->name,
-                      "accept on port %d failed: %s: pausing accepts and retrying every %d-%d ms",
-                      l->port, strerror(err), KB_LISTENER_PAUSE_MIN_MS, KB_LISTENER_PAUSE_MAX_MS);
-            }
-        }
+    (void)lev;
+    if (ls->backoff_ms) {
+        listener_pause(ls); /* the same episode: said already */
+        return;
     }
-    tv.tv_sec = ls->pause_ms / 1000;
-    tv.tv_usec = (ls->pause_ms % 1000) * 1000;
-    evtimer_add(ls->retry, &tv);
+    listener_pause(ls);
+    if (atomic_fetch_add(&listener_paused, 1) != 0) {
+        return; /* another socket started the episode, and said so */
+    }
+    atomic_store(&listener_paused_at, listener_now_ms());
+    atomic_store(&listener_paused_max, 0);
+    if ((err == EMFILE || err == ENFILE) && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        cllog(KB_LOG_ERROR, l->cl->cc->name,
+              "accept on port %d failed: %s (descriptor limit %llu%s): pausing accepts and "
+              "retrying every %d-%d ms; raise the limit (LimitNOFILE= in the systemd unit, "
+              "ulimit -n) or lower max_connections",
+              l->port, strerror(err), (unsigned long long)rl.rlim_cur,
+              err == ENFILE ? ", and the system-wide one" : "", KB_LISTENER_PAUSE_MIN_MS,
+              KB_LISTENER_PAUSE_MAX_MS);
+    } else {
+        cllog(KB_LOG_ERROR, l->cl->cc->name,
+              "accept on port %d failed: %s: pausing accepts and retrying every %d-%d ms", l->port,
+              strerror(err), KB_LISTENER_PAUSE_MIN_MS, KB_LISTENER_PAUSE_MAX_MS);
+    }
 }
 
 /* Binds one address of l (port already set in ss). 0 or errno. */
@@ -378,9 +394,10 @@ listener_bind(struct listener *l, struct listener_sock *ls, const struct sockadd
 static void
 listener_sock_close(struct listener_sock *ls)
 {
-    if (ls->pause_ms || ls->recovering) {
-        atomic_fetch_sub(&listener_paused, 1);
+    if (ls->backoff_ms) {
+        atomic_fetch_sub(&listener_paused, 1); /* it was in an episode */
         ls->pause_ms = 0;
+        ls->backoff_ms = 0;
         ls->recovering = false;
     }
     if (ls->retry) {
