@@ -203,8 +203,8 @@ admin_has_body(const char *hdrs)
 {
     const char *line;
 
-    for (line = strstr(hdrs, "\r\n"); line; line = strstr(line, "\r\n")) {
-        line += 2;
+    for (line = strchr(hdrs, '\n'); line; line = strchr(line, '\n')) {
+        line += 1;
         if (strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
             return true;
         }
@@ -224,7 +224,7 @@ admin_has_body(const char *hdrs)
     return false;
 }
 
-/* Answers the complete request in req (NUL-terminated, "\r\n\r\n" included). */
+/* Answers the complete request in req (NUL-terminated, its empty line included). */
 static void
 admin_conn_dispatch(struct admin_conn *c, char *req)
 {
@@ -282,18 +282,19 @@ admin_conn_on_read(struct bufferevent *bev, void *arg)
 {
     struct admin_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    ev_ssize_t crlf = evbuffer_search(in, "\r\n\r\n", 4, NULL).pos;
+    ev_ssize_t lf = evbuffer_search(in, "\n\n", 2, NULL).pos; /* LF-only clients */
     char req[KB_ADMIN_MAX_REQUEST + 1];
     size_t len;
 
-    if (end.pos < 0) {
+    if (crlf < 0 && lf < 0) {
         /* Not complete yet: at most 8 KiB are ever held (and searched). */
         if (evbuffer_get_length(in) >= KB_ADMIN_MAX_REQUEST) {
             admin_conn_error(c, 431, "Request Header Fields Too Large");
         }
         return;
     }
-    len = (size_t)end.pos + 4;
+    len = lf >= 0 && (crlf < 0 || lf < crlf) ? (size_t)lf + 2 : (size_t)crlf + 4;
     if (len > KB_ADMIN_MAX_REQUEST) {
         admin_conn_error(c, 431, "Request Header Fields Too Large");
         return;

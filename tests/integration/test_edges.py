@@ -388,6 +388,32 @@ def flood(port, head, chunk, limit):
         s.close()
 
 
+def raw_request(port, data, timeout=3):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def test_admin_answers_what_probes_send(admin_kb):
+    k, admin, _ = admin_kb
+    ok = raw_request(admin, b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: kube-probe\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200 OK\r\n") and ok.endswith(b"\r\n\r\nok\n"), ok
+    assert b"Connection: close" in ok
+    lf = raw_request(admin, b"GET /healthz HTTP/1.0\n\n")  # LF-only clients
+    assert lf.startswith(b"HTTP/1.1 200 OK") and lf.endswith(b"ok\n"), lf
+    head = raw_request(admin, b"HEAD /metrics HTTP/1.1\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and head.endswith(b"\r\n\r\n"), head
+    assert raw_request(admin, b"DELETE /healthz HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
+    assert raw_request(admin, b"GET /nope?x=1 HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert raw_request(admin, b"GET /healthz?verbose HTTP/1.1\r\n\r\n").endswith(b"ok\n")
+    assert raw_request(admin, b"nonsense\r\n\r\n").startswith(b"HTTP/1.1 400")
+
+
 @pytest.mark.parametrize("what,head,chunk", [
     ("header lines", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Flood: " + b"a" * 1000 + b"\r\n"),
     ("one endless header", b"GET /healthz HTTP/1.1\r\nX-Endless: ", b"a" * 4096),
