@@ -1,7 +1,7 @@
 /*
  * conf.h - kbridge configuration: one [global] section and one section per cluster.
  * conf_load() parses, fills defaults, validates, and returns a refcounted, read-only snapshot.
- * Nothing else in kbridge is shared mutable state (see STYLE.md, convention 7).
+ * Nothing else in kbridge is shared mutable state (the project style guide, convention 7).
  */
 #ifndef KB_CONF_CONF_H
 #define KB_CONF_CONF_H

@@ -189,12 +189,11 @@ bridge_auth_local_response(struct bridge *br, const struct inflight_entry *e, st
     char msg[384];
 
     if (e->api_key == KP_API_SASL_HANDSHAKE) {
-        return e->api_version >= 1
-                   ? kp_sasl_handshake_response_write(
-                         w, e->correlation_id, 0,
-                         conf_sasl_mechanism_str(br->set->cc->sasl_mechanism))
-                   : kp_sasl_handshake_error_response(w, e->correlation_id,
-                                                      KP_ERR_ILLEGAL_SASL_STATE);
+        return e->api_version >= 1 ? kp_sasl_handshake_response_write(
+                                         w, e->correlation_id, 0,
+                                         conf_sasl_mechanism_str(br->set->cc->sasl_mechanism))
+                                   : kp_sasl_handshake_error_response(w, e->correlation_id,
+                                                                      KP_ERR_ILLEGAL_SASL_STATE);
     }
     snprintf(msg, sizeof(msg),
              "kbridge authenticates to the brokers itself (sasl_mechanism = %s): connect with "

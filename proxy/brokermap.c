@@ -109,7 +109,7 @@ brokermap_listen(struct brokermap *m, int32_t node_id, char *err, size_t errlen)
 {
     const struct kb_cluster_conf *cc = brokermap_cc(m);
     struct broker_slot *s = &m->slots[node_id];
-    char lerr[384];
+    char lerr[384], eh[KB_LOG_ESCAPED_MAX(sizeof(s->upstream.host))];
 
     if (s->listener || !m->cl->live) {
         return true;
@@ -120,7 +120,8 @@ brokermap_listen(struct brokermap *m, int32_t node_id, char *err, size_t errlen)
         return false;
     }
     cllog(KB_LOG_INFO, cc->name, "broker %d served at %s:%d -> %s:%d", (int)node_id,
-          cc->advertised_host, cc->broker_port_base + node_id, s->upstream.host, s->upstream.port);
+          cc->advertised_host, cc->broker_port_base + node_id,
+          log_escape(s->upstream.host, strlen(s->upstream.host), eh, sizeof(eh)), s->upstream.port);
     return true;
 }
 
@@ -174,8 +175,11 @@ brokermap_learn(struct brokermap *m, struct brokermap_call *call, int32_t node_i
         return true;
     }
     if (s->known) {
+        char eb[KB_LOG_ESCAPED_MAX(sizeof(b))], ea[KB_LOG_ESCAPED_MAX(sizeof(a))];
+        conf_hostport_str(&s->upstream, b, sizeof(b));
+        conf_hostport_str(&hp, a, sizeof(a));
         cllog(KB_LOG_INFO, m->cl->name, "broker %d moved from %s to %s", (int)node_id,
-              conf_hostport_str(&s->upstream, b, sizeof(b)), conf_hostport_str(&hp, a, sizeof(a)));
+              log_escape(b, strlen(b), eb, sizeof(eb)), log_escape(a, strlen(a), ea, sizeof(ea)));
     }
     s->upstream = hp;
     s->known = true;

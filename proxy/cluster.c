@@ -4,6 +4,7 @@
  */
 #include "proxy/cluster.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,14 @@ cluster_warn_weakened(struct kb_cluster *cl)
     } else if (cc->tls_verify == KB_VERIFY_CHAIN) {
         cllog(KB_LOG_WARN, cc->name,
               "SECURITY: tls_verify = chain: broker host names are NOT verified");
+    }
+    if (cl->cur->listen_ss.ss_family == AF_INET6
+            ? IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&cl->cur->listen_ss)->sin6_addr)
+            : ((struct sockaddr_in *)&cl->cur->listen_ss)->sin_addr.s_addr == htonl(INADDR_ANY)) {
+        cllog(KB_LOG_WARN, cc->name,
+              "SECURITY: listen = %s is a wildcard: plaintext Kafka is served on every "
+              "interface, to anyone who can reach this host",
+              cc->listen.host);
     }
 }
 

@@ -8,16 +8,76 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 static _Atomic enum kb_log_level log_level = KB_LOG_INFO; /* set on reload, read by every worker */
 static _Atomic enum kb_log_format log_format = KB_LOG_TEXT;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+/*
+ * libevent's messages ("Error from accept() call: Too many open files", "epoll_wait: ...") would
+ * otherwise go to stderr as bare "[warn] ..." lines, which break log_format = json and carry no
+ * time stamp. Debug messages only come when libevent's debug logging is on (it is not).
+ */
+static void
+log_from_libevent(int severity, const char *msg)
+{
+    enum kb_log_level level;
+
+    switch (severity) {
+    case EVENT_LOG_DEBUG:
+        level = KB_LOG_DEBUG;
+        break;
+    case EVENT_LOG_MSG:
+        level = KB_LOG_INFO;
+        break;
+    case EVENT_LOG_WARN:
+        level = KB_LOG_WARN;
+        break;
+    default:
+        level = KB_LOG_ERROR;
+        break;
+    }
+    log_write(level, NULL, NULL, "libevent: %s", msg ? msg : "");
+}
 
 void
 log_init(enum kb_log_level level, enum kb_log_format format)
 {
     log_level = level;
     log_format = format;
+    event_set_log_callback(log_from_libevent);
+}
+
+const char *
+log_escape(const char *s, size_t len, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, n = 0;
+
+    if (outlen == 0) {
+        return out;
+    }
+    for (i = 0; i < len && s; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            if (n + 1 >= outlen) {
+                break;
+            }
+            out[n++] = (char)c;
+        } else {
+            if (n + 4 >= outlen) {
+                break;
+            }
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 0xf];
+        }
+    }
+    out[n] = '\0';
+    return out;
 }
 
 bool

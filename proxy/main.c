@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <openssl/ssl.h>
 
@@ -66,6 +67,61 @@ check_tls(const struct kb_conf *conf)
         SSL_CTX_free(ctx);
     }
     return 0;
+}
+
+/*
+ * Descriptors conf can need at once: each client is two (its socket and the broker's), each
+ * worker binds every cluster port (bootstrap + max_node_id + 1 broker ports), plus the admin
+ * endpoint's connections (admin.c caps them at 32) and the fixed ones (stdio, epoll, DNS,
+ * worker pipes). Counted once per listen address family, as localhost may be 127.0.0.1 and ::1.
+ */
+static unsigned long long
+nofile_needed(const struct kb_conf *conf)
+{
+    unsigned long long n = 32 + 4ULL * (unsigned)conf->workers + (conf->has_admin ? 33 : 0);
+    size_t i;
+
+    for (i = 0; i < conf->n_clusters; i++) {
+        const struct kb_cluster_conf *cc = &conf->clusters[i];
+        n += 2ULL * (unsigned)cc->max_connections +
+             2ULL * (unsigned)conf->workers * ((unsigned)cc->max_node_id + 2);
+    }
+    return n;
+}
+
+/*
+ * Out of descriptors, new clients wait (listener.c pauses accepting) and broker connections
+ * fail. So at start the soft RLIMIT_NOFILE is raised, up to the hard limit, to what the
+ * configuration needs, and if even the hard limit is too low that is said once, with the
+ * numbers. A reload that raises max_connections is not checked again.
+ */
+static void
+check_nofile(const struct kb_conf *conf)
+{
+    unsigned long long need = nofile_needed(conf);
+    struct rlimit rl;
+    rlim_t want;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) {
+        return;
+    }
+    want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? (rlim_t)need : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            log_info("raised the open file limit (RLIMIT_NOFILE) from %llu to %llu for "
+                     "max_connections",
+                     (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+            rl.rlim_cur = want;
+        }
+    }
+    if (rl.rlim_cur < need) {
+        log_warn("open file limit (RLIMIT_NOFILE) is %llu (hard %llu), but the configured "
+                 "max_connections, ports and workers need about %llu: clients will wait when "
+                 "descriptors run out; raise LimitNOFILE= (systemd) or ulimit -n, or lower "
+                 "max_connections",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, need);
+    }
 }
 
 int
@@ -136,6 +192,7 @@ main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
     log_init(conf->log_level, conf->log_format);
     log_info("kbridge %s starting with %s", KB_VERSION, path);
+    check_nofile(conf);
     proxy = proxy_new(path, conf, err, sizeof(err));
     conf_unref(conf);
     if (!proxy) {

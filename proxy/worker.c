@@ -472,13 +472,16 @@ workers_free(struct workers *ws)
         return;
     }
     workers_stop(ws);
+    /* Join every thread before freeing any: a worker still running may hand a connection to
+     * another one's inbox (workers_handoff), which must still be there. */
     for (i = 0; ws->w && i < ws->n; i++) {
-        struct worker *w = &ws->w[i];
-        if (w->started) {
-            pthread_join(w->thread, NULL);
+        if (ws->w[i].started) {
+            pthread_join(ws->w[i].thread, NULL);
         }
-        /* The thread has ended (or never ran): its proxy is ours to free now. */
-        worker_inbox_close(w, true);
+    }
+    for (i = 0; ws->w && i < ws->n; i++) {
+        /* Every thread has ended (or never ran): their proxies are ours to free now. */
+        worker_inbox_close(&ws->w[i], true);
     }
     worker_inbox_close(&ws->lead, false);
     if (ws->done_ev) {

@@ -17,16 +17,15 @@
 #include "tls/tlserr.h"
 
 /*
- * Sets what ssl checks per tls_verify. full: name and tls_sni are accepted as DNS names; when
- * neither is one, name must be an IP SAN. The names stay in the SSL's verify parameters, where
- * tlserr_describe() finds them.
+ * Sets what ssl checks per tls_verify. full: the certificate must name tls_sni when it is set
+ * (it replaces the broker's name: a certificate for the broker's name alone is refused), else
+ * the broker's name; a DNS name as a DNS SAN, an IP literal as an IP SAN. The name stays in the
+ * SSL's verify parameters, where tlserr_describe() finds it.
  */
 static bool
 tlsconn_set_verify(SSL *ssl, const struct kb_cluster_conf *cc, const char *name)
 {
-    const char *sni = cc->tls_sni;
-    bool name_dns = !tlsconn_is_ip_literal(name);
-    bool sni_dns = sni && !tlsconn_is_ip_literal(sni) && strcmp(sni, name) != 0;
+    const char *expect = cc->tls_sni ? cc->tls_sni : name;
 
     if (cc->tls_verify == KB_VERIFY_NONE) {
         SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
@@ -37,11 +36,10 @@ tlsconn_set_verify(SSL *ssl, const struct kb_cluster_conf *cc, const char *name)
         return true;
     }
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (!name_dns && !sni_dns) {
-        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
+    if (tlsconn_is_ip_literal(expect)) {
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), expect) == 1;
     }
-    return (!name_dns || SSL_add1_host(ssl, name) == 1) &&
-           (!sni_dns || SSL_add1_host(ssl, sni) == 1);
+    return SSL_set1_host(ssl, expect) == 1;
 }
 
 SSL *
@@ -71,7 +69,7 @@ tlsconn_new(SSL_CTX *ctx, const struct kb_cluster_conf *cc, const char *name, ch
         goto fail;
     }
     if (!tlsconn_set_verify(ssl, cc, name)) {
-        tlserr_format(err, errlen, "cannot verify '%s': %s", name, tlserr_drain(why, sizeof(why)));
+        tlserr_format(err, errlen, "cannot verify '%s': %s", sni, tlserr_drain(why, sizeof(why)));
         goto fail;
     }
     return ssl;

@@ -15,8 +15,9 @@ struct kb_cluster_conf;
  * Returns a new client SSL (caller owns; normally handed to a bufferevent with
  * BEV_OPT_CLOSE_ON_FREE) for a connection to broker host `name` (the advertised or configured
  * name, not the connect_to target). SNI is tls_sni or name, omitted for IP literals. With
- * tls_verify = full the peer must present name (or tls_sni) as a DNS SAN, or as an IP SAN when
- * name is an IP literal and tls_sni is unset; chain checks the chain only; none checks nothing.
+ * tls_verify = full the peer must present tls_sni when it is set, else name: a DNS name as a
+ * DNS SAN, an IP literal as an IP SAN (tls_sni replaces name; a certificate for name alone is
+ * then refused); chain checks the chain only; none checks nothing.
  * The expected names stay on the SSL, so tlserr_describe() can report them. NULL with the
  * reason in err on failure. Clears the thread's OpenSSL error queue.
  */

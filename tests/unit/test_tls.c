@@ -427,6 +427,13 @@ static const struct test_case test_table[] = {
      .ok = true,
      .sni_seen = "localhost",
      .expect = {"verified as 'localhost'"}},
+    /* tls_sni replaces the verified name: a certificate for the broker's name alone (server
+     * names localhost) must not pass when tls_sni names another host. */
+    {.what = "sni_replaces_the_broker_name",
+     .cert = "server",
+     .sni = "other.example.com",
+     .name = "localhost",
+     .expect = {"hostname mismatch: expected 'other.example.com'"}},
     {.what = "client_certificate",
      .mode = TEST_MTLS,
      .cert = "server",
