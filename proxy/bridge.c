@@ -441,7 +441,7 @@ bridge_server_resume(struct bridge *br)
 }
 
 static void
-bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
+bridge_on_upstream(void *arg, struct bufferevent *bev, enum kb_fail_reason reason, const char *why)
 {
     struct bridge *br = arg;
     const struct kb_conf *conf = br->set->conf;
@@ -451,7 +451,6 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     bridge_upstream_str(br, up, sizeof(up));
     if (!bev) {
         struct kb_metrics *m = br->cl->metrics;
-        enum kb_fail_reason reason = metrics_fail_reason(why);
         m->failures[reason]++;
         metrics_set_error(m, "%s: %s", up, why);
         bridge_log(br, KB_LOG_ERROR, "upstream %s: %s", up, why);

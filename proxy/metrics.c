@@ -24,25 +24,6 @@ static const char *const fail_names[KB_FAIL_N] = {
     "tls_hostname", "tls_expired", "not_tls", "tls_protocol", "tls_other", "auth",
 };
 
-/* Sentence prefixes, in the wording of upstream.c and tlserr.h. */
-static const struct {
-    const char *prefix;
-    enum kb_fail_reason reason;
-} fail_prefixes[] = {
-    {"DNS failure", KB_FAIL_DNS},
-    {"connection refused", KB_FAIL_REFUSED},
-    {"connect timed out", KB_FAIL_TIMEOUT},
-    {"host unreachable", KB_FAIL_UNREACHABLE},
-    {"connect to", KB_FAIL_CONNECT},
-    {"certificate not trusted", KB_FAIL_TLS_UNTRUSTED},
-    {"hostname mismatch", KB_FAIL_TLS_HOSTNAME},
-    {"certificate expired", KB_FAIL_TLS_EXPIRED},
-    {"certificate not yet valid", KB_FAIL_TLS_EXPIRED},
-    {"not TLS", KB_FAIL_NOT_TLS},
-    {"TLS protocol error", KB_FAIL_TLS_PROTOCOL},
-    {"authentication failed", KB_FAIL_AUTH}, /* SASL_FAIL_PREFIX, proxy/sasl_fsm.h */
-};
-
 double
 metrics_now(void)
 {
@@ -201,19 +182,6 @@ metrics_observe(struct kb_histogram *h, double seconds)
     while (!atomic_compare_exchange_weak_explicit(&h->sum, &old, old + seconds,
                                                   memory_order_relaxed, memory_order_relaxed)) {
     }
-}
-
-enum kb_fail_reason
-metrics_fail_reason(const char *why)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(fail_prefixes) / sizeof(fail_prefixes[0]); i++) {
-        if (strncmp(why, fail_prefixes[i].prefix, strlen(fail_prefixes[i].prefix)) == 0) {
-            return fail_prefixes[i].reason;
-        }
-    }
-    return KB_FAIL_TLS_OTHER;
 }
 
 /* --- rendering ----------------------------------------------------------------------------- */

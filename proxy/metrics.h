@@ -115,9 +115,6 @@ void metrics_set_error(struct kb_metrics *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void metrics_get_error(struct kb_metrics *m, char *out, size_t outlen);
 
-/* Classifies an upstream failure sentence (upstream.c / tlserr.c wording) into a reason. */
-enum kb_fail_reason metrics_fail_reason(const char *why);
-
 /* Monotonic clock in seconds. */
 double metrics_now(void);
 

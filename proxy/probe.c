@@ -251,7 +251,7 @@ probe_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
+probe_on_upstream(void *arg, struct bufferevent *bev, enum kb_fail_reason reason, const char *why)
 {
     struct probe *pr = arg;
     char target[KB_HOST_MAX + 16];
@@ -260,7 +260,6 @@ probe_on_upstream(void *arg, struct bufferevent *bev, const char *why)
     pr->connecting = NULL;
     probe_target(pr, target, sizeof(target));
     if (!bev) {
-        enum kb_fail_reason reason = metrics_fail_reason(why);
         pr->cl->metrics->failures[reason]++;
         if (reason == KB_FAIL_AUTH) {
             cluster_auth_result(pr->cl, false);

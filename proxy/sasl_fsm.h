@@ -20,7 +20,7 @@
 #include "auth/mech.h"
 #include "kp_buf.h"
 
-/* Every failure sentence starts with this (metrics_fail_reason() maps it to reason="auth"). */
+/* Every failure sentence starts with this. */
 #define SASL_FAIL_PREFIX "authentication failed"
 
 #define SASL_CORRELATION_BASE 0x5a510000 /* our requests' correlation ids count up from here */

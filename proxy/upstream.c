@@ -91,7 +91,7 @@ upstream_free(struct upstream *u)
 
 /* Reports the outcome and frees the attempt. On success the bufferevent moves to the callee. */
 static void
-upstream_finish(struct upstream *u, const char *why)
+upstream_finish(struct upstream *u, enum kb_fail_reason reason, const char *why)
 {
     struct bufferevent *bev = NULL;
     upstream_done_fn done = u->done;
@@ -104,7 +104,7 @@ upstream_finish(struct upstream *u, const char *why)
         bufferevent_set_timeouts(bev, NULL, NULL);
     }
     upstream_free(u);
-    done(arg, bev, why);
+    done(arg, bev, reason, why);
 }
 
 static void upstream_try_next(struct upstream *u);
@@ -131,24 +131,27 @@ upstream_note_failure(struct upstream *u, const char *cause)
 }
 
 /* Ends the attempt with sentence why, naming every address tried when there were several. */
-static void upstream_finish(struct upstream *u, const char *why);
+static void upstream_finish(struct upstream *u, enum kb_fail_reason reason, const char *why);
 static void
-upstream_fail_all(struct upstream *u, const char *why)
+upstream_fail_all(struct upstream *u, enum kb_fail_reason reason, const char *why)
 {
     char all[2048];
 
     if (u->n_addrs > 1) {
         snprintf(all, sizeof(all), "%s; every address of %s failed: %s", why, u->dial.host,
                  u->tried);
-        upstream_finish(u, all);
+        upstream_finish(u, reason, all);
         return;
     }
-    upstream_finish(u, why);
+    upstream_finish(u, reason, why);
 }
 
-static const char *
+/* The sentence for a failed TCP connect (errno err) into out; returns its class. */
+static enum kb_fail_reason
 sock_err_cause(int err, const struct upstream *u, char *out, size_t outlen)
 {
+    enum kb_fail_reason reason = KB_FAIL_CONNECT;
+
     char dial[KB_HOST_MAX + 16];
 
     upstream_dial_str(u, dial, sizeof(dial));
@@ -159,22 +162,25 @@ sock_err_cause(int err, const struct upstream *u, char *out, size_t outlen)
                  "9194 with public access; "
                  "is public access on and the cluster ACTIVE?)",
                  dial);
+        reason = KB_FAIL_REFUSED;
         break;
     case ETIMEDOUT:
         snprintf(out, outlen,
                  "connect timed out to %s (a security group or firewall dropping packets?)", dial);
+        reason = KB_FAIL_TIMEOUT;
         break;
     case EHOSTUNREACH:
     case ENETUNREACH:
         snprintf(out, outlen, "host unreachable: %s: %s (no route from this host)", dial,
                  strerror(err));
+        reason = KB_FAIL_UNREACHABLE;
         break;
     default:
         snprintf(out, outlen, "connect to %s failed: %s", dial,
                  err ? strerror(err) : "connection closed");
         break;
     }
-    return out;
+    return reason;
 }
 
 static void
@@ -202,7 +208,7 @@ upstream_on_timeout(evutil_socket_t fd, short what, void *arg)
                  "connect timed out after %d ms to %s (a security group or firewall dropping "
                  "packets, or DNS too slow?)",
                  u->cc->connect_timeout_ms, dial);
-        upstream_fail_all(u, why);
+        upstream_fail_all(u, KB_FAIL_TIMEOUT, why);
         return;
     } else {
         snprintf(why, sizeof(why),
@@ -211,7 +217,7 @@ upstream_on_timeout(evutil_socket_t fd, short what, void *arg)
                  "handshake (plaintext port? MSK TLS is 9094, or 9194 with public access)",
                  dial, u->cc->tls_handshake_timeout_ms);
     }
-    upstream_finish(u, why);
+    upstream_finish(u, KB_FAIL_NOT_TLS, why);
 }
 
 static void
@@ -224,7 +230,7 @@ upstream_on_sasl_done(void *arg, bool ok, int64_t session_lifetime_ms, int auth_
     if (ok && u->auth) {
         u->auth(u->arg, session_lifetime_ms, auth_version);
     }
-    upstream_finish(u, ok ? NULL : why);
+    upstream_finish(u, KB_FAIL_AUTH, ok ? NULL : why);
 }
 
 /* Authenticates before the connection is reported ready; the exchange has its own timer. */
@@ -237,7 +243,27 @@ upstream_start_sasl(struct upstream *u)
     u->sasl = sasl_start(u->bev, u->cc, u->name.host, -1, u->cc->tls_handshake_timeout_ms,
                          KB_SASL_MAX_FRAME, upstream_on_sasl_done, u, why, sizeof(why));
     if (!u->sasl) {
-        upstream_finish(u, why);
+        upstream_finish(u, KB_FAIL_AUTH, why);
+    }
+}
+
+/* The metrics reason of a TLS handshake failure. */
+static enum kb_fail_reason
+upstream_tls_reason(enum tlserr_class cls)
+{
+    switch (cls) {
+    case TLSERR_CLASS_UNTRUSTED:
+        return KB_FAIL_TLS_UNTRUSTED;
+    case TLSERR_CLASS_HOSTNAME:
+        return KB_FAIL_TLS_HOSTNAME;
+    case TLSERR_CLASS_EXPIRED:
+        return KB_FAIL_TLS_EXPIRED;
+    case TLSERR_CLASS_NOT_TLS:
+        return KB_FAIL_NOT_TLS;
+    case TLSERR_CLASS_PROTOCOL:
+        return KB_FAIL_TLS_PROTOCOL;
+    default:
+        return KB_FAIL_TLS_OTHER;
     }
 }
 
@@ -250,13 +276,14 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
     unsigned long e;
     int sock_err = EVUTIL_SOCKET_ERROR();
     char why[1024], dial[KB_HOST_MAX + 16];
+    enum tlserr_class cls;
 
     if (what & BEV_EVENT_CONNECTED) {
         if (u->cc->sasl_mechanism != KB_SASL_NONE) {
             upstream_start_sasl(u);
             return;
         }
-        upstream_finish(u, NULL);
+        upstream_finish(u, KB_FAIL_N, NULL);
         return;
     }
     while ((e = bufferevent_get_openssl_error(bev)) != 0) {
@@ -273,11 +300,12 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
                  "not TLS: %s closed the connection without answering the TLS ClientHello "
                  "(plaintext port? MSK TLS is 9094 or 9194 public, plaintext 9092)",
                  dial);
-    } else {
-        tlserr_describe(u->ssl, errs, n, (what & BEV_EVENT_EOF) ? 0 : sock_err, u->name.host, why,
-                        sizeof(why));
+        upstream_finish(u, KB_FAIL_NOT_TLS, why);
+        return;
     }
-    upstream_finish(u, why);
+    tlserr_classify(u->ssl, errs, n, (what & BEV_EVENT_EOF) ? 0 : sock_err, u->name.host, why,
+                    sizeof(why), &cls);
+    upstream_finish(u, upstream_tls_reason(cls), why);
 }
 
 static bool
@@ -354,8 +382,7 @@ upstream_tcp_failed(struct upstream *u, int err)
         upstream_try_next(u);
         return;
     }
-    sock_err_cause(err, u, why, sizeof(why));
-    upstream_fail_all(u, why);
+    upstream_fail_all(u, sock_err_cause(err, u, why, sizeof(why)), why);
 }
 
 static void
@@ -370,7 +397,7 @@ upstream_on_tcp_event(struct bufferevent *bev, short what, void *arg)
         fd = bufferevent_getfd(bev);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (!u->ctx) {
-            upstream_finish(u, NULL);
+            upstream_finish(u, KB_FAIL_N, NULL);
             return;
         }
         /* Detach the socket from the plain bufferevent and give it to OpenSSL. */
@@ -378,7 +405,7 @@ upstream_on_tcp_event(struct bufferevent *bev, short what, void *arg)
         bufferevent_free(bev);
         u->bev = NULL;
         if (!upstream_start_tls(u, fd, why, sizeof(why))) {
-            upstream_finish(u, why);
+            upstream_finish(u, KB_FAIL_TLS_OTHER, why);
         }
         return;
     }
@@ -425,7 +452,7 @@ upstream_try_next(struct upstream *u)
     u->phase = UP_CONNECTING;
     u->bev = bufferevent_socket_new(u->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!u->bev) {
-        upstream_finish(u, "out of memory connecting");
+        upstream_finish(u, KB_FAIL_CONNECT, "out of memory connecting");
         return;
     }
     tv = metrics_timeval_ms(share_ms > 1 ? share_ms : 1);
@@ -453,7 +480,7 @@ upstream_on_kick(evutil_socket_t fd, short what, void *arg)
         log_escape(u->dial.host, strlen(u->dial.host), host, sizeof(host));
         snprintf(why, sizeof(why), "DNS failure: cannot resolve '%s': %s", host,
                  evutil_gai_strerror(u->dns_err ? u->dns_err : EVUTIL_EAI_NONAME));
-        upstream_finish(u, why);
+        upstream_finish(u, KB_FAIL_DNS, why);
         return;
     }
     upstream_try_next(u);

@@ -11,6 +11,8 @@
 
 #include <openssl/ssl.h>
 
+#include "proxy/metrics.h"
+
 struct bufferevent;
 struct event_base;
 struct evdns_base;
@@ -21,9 +23,11 @@ struct upstream;
 /*
  * Called once per upstream_connect(), unless cancelled first. On success bev is the connected
  * (and verified) bufferevent, now owned by the callee, with no callbacks set, and why is NULL.
- * On failure bev is NULL and why is the cause.
+ * On failure bev is NULL, why is the cause and reason its class, decided where the failure
+ * happened (kbridge_upstream_failures_total's reason label); on success reason is KB_FAIL_N.
  */
-typedef void (*upstream_done_fn)(void *arg, struct bufferevent *bev, const char *why);
+typedef void (*upstream_done_fn)(void *arg, struct bufferevent *bev, enum kb_fail_reason reason,
+                                 const char *why);
 
 /*
  * Starts connecting to `name` (the broker's advertised or configured address: the name used

@@ -342,8 +342,8 @@ tlserr_expected(SSL *ssl, const char *expected, char *out, size_t outlen)
     return is_ip;
 }
 
-/* One sentence for a failed certificate verification (verify result vr). */
-static void
+/* One sentence for a failed certificate verification (verify result vr); returns its class. */
+static enum tlserr_class
 tlserr_add_verify(struct tlserr_buf *b, SSL *ssl, long vr, const char *expected)
 {
     char name[TLSERR_NAME_MAX], when[64], want[2 * TLSERR_NAME_MAX];
@@ -361,7 +361,7 @@ tlserr_add_verify(struct tlserr_buf *b, SSL *ssl, long vr, const char *expected)
         tlserr_buf_add(b, "certificate not trusted: issuer '%s' is not in the trust store (%s)",
                        tlserr_name_str(x ? X509_get_issuer_name(x) : NULL, name, sizeof(name)),
                        store ? store : "unknown");
-        return;
+        return TLSERR_CLASS_UNTRUSTED;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
         is_ip = tlserr_expected(ssl, expected, want, sizeof(want));
@@ -373,14 +373,14 @@ tlserr_add_verify(struct tlserr_buf *b, SSL *ssl, long vr, const char *expected)
                               "bootstrap_servers, or connect_to to dial an IP while verifying "
                               "the name");
         }
-        return;
+        return TLSERR_CLASS_HOSTNAME;
     case X509_V_ERR_CERT_HAS_EXPIRED:
         x = tlserr_out_of_date(ssl, true);
         tlserr_buf_add(b, "certificate expired: '%s' not after %s (%d days ago)",
                        tlserr_name_str(x ? X509_get_subject_name(x) : NULL, name, sizeof(name)),
                        tlserr_time_str(x ? X509_get0_notAfter(x) : NULL, when, sizeof(when)),
                        x ? -tlserr_days_until(X509_get0_notAfter(x)) : 0);
-        return;
+        return TLSERR_CLASS_EXPIRED;
     case X509_V_ERR_CERT_NOT_YET_VALID:
         x = tlserr_out_of_date(ssl, false);
         tlserr_buf_add(b,
@@ -388,13 +388,13 @@ tlserr_add_verify(struct tlserr_buf *b, SSL *ssl, long vr, const char *expected)
                        "right?)",
                        tlserr_name_str(x ? X509_get_subject_name(x) : NULL, name, sizeof(name)),
                        tlserr_time_str(x ? X509_get0_notBefore(x) : NULL, when, sizeof(when)));
-        return;
+        return TLSERR_CLASS_EXPIRED;
     default:
         x = tlserr_peer_cert(ssl, false);
         tlserr_buf_add(b, "TLS handshake failed: certificate rejected: %s (peer '%s')",
                        X509_verify_cert_error_string(vr),
                        tlserr_name_str(x ? X509_get_subject_name(x) : NULL, name, sizeof(name)));
-        return;
+        return TLSERR_CLASS_OTHER;
     }
 }
 
@@ -491,6 +491,15 @@ const char *
 tlserr_describe(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err,
                 const char *expected, char *out, size_t outlen)
 {
+    enum tlserr_class cls;
+
+    return tlserr_classify(ssl, errs, n_errs, sock_err, expected, out, outlen, &cls);
+}
+
+const char *
+tlserr_classify(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err,
+                const char *expected, char *out, size_t outlen, enum tlserr_class *cls)
+{
     enum tlserr_cause cause = TLSERR_OTHER, c;
     unsigned long top = 0; /* the error that decides the cause: the oldest of the strongest */
     struct tlserr_buf b;
@@ -503,7 +512,7 @@ tlserr_describe(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err
     if (vr != X509_V_OK && SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE) {
         /* Parsing a malformed peer certificate may queue errors: leave the queue as it was. */
         ERR_set_mark();
-        tlserr_add_verify(&b, ssl, vr, expected);
+        *cls = tlserr_add_verify(&b, ssl, vr, expected);
         ERR_pop_to_mark();
         return tlserr_buf_done(&b);
     }
@@ -517,6 +526,9 @@ tlserr_describe(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err
     if (top == 0 && (sock_err == 0 || sock_err == ECONNRESET || sock_err == EPIPE)) {
         cause = TLSERR_EOF;
     }
+    *cls = cause == TLSERR_NOT_TLS || cause == TLSERR_RECORD ? TLSERR_CLASS_NOT_TLS
+           : cause == TLSERR_PROTOCOL                        ? TLSERR_CLASS_PROTOCOL
+                                                             : TLSERR_CLASS_OTHER;
     switch (cause) {
     case TLSERR_NOT_TLS:
     case TLSERR_RECORD:

@@ -27,6 +27,20 @@
 const char *tlserr_describe(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err,
                             const char *expected, char *out, size_t outlen);
 
+/* What kind of failure tlserr_classify() found: decided where the sentence is chosen. */
+enum tlserr_class {
+    TLSERR_CLASS_OTHER = 0, /* "TLS handshake failed", "connection closed during TLS handshake" */
+    TLSERR_CLASS_UNTRUSTED, /* "certificate not trusted" */
+    TLSERR_CLASS_HOSTNAME,  /* "hostname mismatch" */
+    TLSERR_CLASS_EXPIRED,   /* "certificate expired", "certificate not yet valid" */
+    TLSERR_CLASS_NOT_TLS,   /* "not TLS" */
+    TLSERR_CLASS_PROTOCOL,  /* "TLS protocol error" */
+};
+
+/* tlserr_describe(), and the class of the failure it describes in *cls. */
+const char *tlserr_classify(SSL *ssl, const unsigned long *errs, size_t n_errs, int sock_err,
+                            const char *expected, char *out, size_t outlen, enum tlserr_class *cls);
+
 /*
  * Describes an established session on ssl for the "connected" log line, e.g.
  * "TLSv1.3 TLS_AES_256_GCM_SHA384, peer 'CN=localhost,O=x' (issuer 'CN=x CA,O=x'), verified as

@@ -65,11 +65,12 @@ struct test_case {
 
 /* What one handshake produced, on both sides. */
 struct test_result {
-    bool ok;             /* handshake done and the server's "ok" read */
-    char text[1024];     /* tlserr_describe_session() when ok, tlserr_describe() otherwise */
-    bool accepted;       /* the server completed its side of the handshake */
-    char sni[256];       /* SNI the server received, "" for none */
-    char client_cn[256]; /* the client certificate's subject as the server saw it */
+    bool ok;               /* handshake done and the server's "ok" read */
+    char text[1024];       /* tlserr_describe_session() when ok, tlserr_classify() otherwise */
+    enum tlserr_class cls; /* tlserr_classify()'s class when not ok */
+    bool accepted;         /* the server completed its side of the handshake */
+    char sni[256];         /* SNI the server received, "" for none */
+    char client_cn[256];   /* the client certificate's subject as the server saw it */
 };
 
 /* One single-connection server on 127.0.0.1. */
@@ -252,6 +253,36 @@ test_server_stop(struct test_server *srv)
 }
 
 /* Connects with tlsconn_new(ctx, cc, name), handshakes, reads "ok"; describes what happened. */
+
+/* The class tlserr_classify() reports agrees with the cause its sentence names (metrics count
+ * by class, operators read the sentence). */
+static void
+test_check_class(const struct test_result *res)
+{
+    static const struct {
+        const char *prefix;
+        enum tlserr_class cls;
+    } want[] = {
+        {"certificate not trusted", TLSERR_CLASS_UNTRUSTED},
+        {"hostname mismatch", TLSERR_CLASS_HOSTNAME},
+        {"certificate expired", TLSERR_CLASS_EXPIRED},
+        {"certificate not yet valid", TLSERR_CLASS_EXPIRED},
+        {"not TLS", TLSERR_CLASS_NOT_TLS},
+        {"TLS protocol error", TLSERR_CLASS_PROTOCOL},
+        {"TLS handshake failed", TLSERR_CLASS_OTHER},
+        {"connection closed during TLS handshake", TLSERR_CLASS_OTHER},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (strncmp(res->text, want[i].prefix, strlen(want[i].prefix)) == 0) {
+            CHECK_EQ_INT(res->cls, want[i].cls);
+            return;
+        }
+    }
+    CHECK(!"a failure sentence with no known cause keyword");
+}
+
 static void
 test_client(SSL_CTX *ctx, const struct kb_cluster_conf *cc, const char *name, uint16_t port,
             struct test_result *res)
@@ -287,7 +318,8 @@ test_client(SSL_CTX *ctx, const struct kb_cluster_conf *cc, const char *name, ui
                 errs[n++] = e;
             }
         }
-        tlserr_describe(ssl, errs, n, sock_err, NULL, res->text, sizeof(res->text));
+        tlserr_classify(ssl, errs, n, sock_err, NULL, res->text, sizeof(res->text), &res->cls);
+        test_check_class(res);
     }
     CHECK(ERR_peek_error() == 0); /* describing leaves the queue as it found it */
     if (getenv("KB_TEST_VERBOSE")) {
