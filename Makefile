@@ -67,6 +67,12 @@ $(BUILD)/tests/test_conf: tests/unit/test_conf.c tests/test.h $(CONF_OBJ)
 $(BUILD)/tests/test_b64: tests/unit/test_b64.c tests/test.h $(AUTH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL)
+# SigV4 and MSK IAM: the pure signing objects plus libcrypto (SHA-256, HMAC) only.
+SIGN_OBJ := $(BUILD)/auth/sigv4.o $(BUILD)/auth/msk_iam.o $(BUILD)/auth/b64.o
+$(BUILD)/tests/test_sigv4 $(BUILD)/tests/test_msk_iam: $(BUILD)/tests/test_%: tests/unit/test_%.c \
+    tests/test.h $(SIGN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests -o $@ $< $(SIGN_OBJ) $(LDFLAGS_ALL) -lcrypto
 $(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \
@@ -91,6 +97,16 @@ $(BUILD)/kbcreds: tests/integration/kbcreds.c $(BUILD)/libkb.a $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libkb.a $(BUILD)/libkp.a \
 	    $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread
+# MSK IAM test tools: the test cluster's verifier (iam_verify.c, written apart from auth/) and
+# kbridge's own signer, as CLIs for tests/integration/test_iam_verify.py.
+$(BUILD)/iamverify: tests/integration/iam/iamverify.c tests/integration/iam_verify.c \
+    tests/integration/iam_verify.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/integration -o $@ tests/integration/iam/iamverify.c \
+	    tests/integration/iam_verify.c $(LDFLAGS_ALL) -lcrypto
+$(BUILD)/iamsign: tests/integration/iam/iamsign.c $(SIGN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) -o $@ $< $(SIGN_OBJ) $(LDFLAGS_ALL) -lcrypto
 
 unit-test: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; KB_TEST_CERTS=$(BUILD)/certs ./$$t; done
@@ -101,7 +117,8 @@ golden-test: $(BUILD)/tests/test_golden
 conf-test: $(BUILD)/kbridge
 	@sh tests/conf/run.sh $(BUILD)/kbridge
 
-integration-test: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/kbcreds
+integration-test: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/kbcreds $(BUILD)/iamverify \
+    $(BUILD)/iamsign
 	KB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
 
 # Fault soak (not in CI): 1,000,000 acks=all idempotent messages over 120 s while brokers go

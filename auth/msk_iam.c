@@ -1,0 +1,426 @@
+/*
+ * msk_iam.c - the AWS_MSK_IAM payload, the MSK IAM OAUTHBEARER token and MSK's IAM server
+ * message (see msk_iam.h). References read to get the bytes right: aws/aws-msk-iam-auth
+ * (AWS4SignedPayloadGenerator, AuthenticationRequestParams, AuthenticationResponse),
+ * twmb/franz-go pkg/sasl/aws, aws-msk-iam-sasl-signer-js getMSKAuthToken.
+ */
+#include "auth/msk_iam.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "auth/b64.h"
+
+static void msk_iam_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+msk_iam_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* A growable string; after a failed allocation every append is a no-op. */
+struct msk_iam_str {
+    char *p;    /* NUL-terminated bytes */
+    size_t len; /* without the NUL */
+    size_t cap; /* allocated */
+    bool oom;   /* an allocation failed */
+};
+
+static void
+msk_iam_add(struct msk_iam_str *s, const char *data, size_t len)
+{
+    if (s->oom) {
+        return;
+    }
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 512;
+        char *np;
+        while (cap < s->len + len + 1) {
+            cap *= 2;
+        }
+        np = malloc(cap);
+        if (!np) {
+            s->oom = true;
+            return;
+        }
+        /* Not realloc: the old block may hold a session token and is wiped before release. */
+        if (s->p) {
+            memcpy(np, s->p, s->len);
+            OPENSSL_cleanse(s->p, s->cap);
+            free(s->p);
+        }
+        s->p = np;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, data, len);
+    s->len += len;
+    s->p[s->len] = '\0';
+}
+
+static void
+msk_iam_cat(struct msk_iam_str *s, const char *cstr)
+{
+    msk_iam_add(s, cstr, strlen(cstr));
+}
+
+static void
+msk_iam_str_wipe(struct msk_iam_str *s)
+{
+    if (s->p) {
+        OPENSSL_cleanse(s->p, s->cap);
+        free(s->p);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+/* Appends "key":"value" with value escaped as JSON requires (quote, backslash, controls). */
+static void
+msk_iam_json_pair(struct msk_iam_str *s, const char *key, const char *value, bool first)
+{
+    const unsigned char *p;
+
+    msk_iam_cat(s, first ? "\"" : ",\"");
+    msk_iam_cat(s, key);
+    msk_iam_cat(s, "\":\"");
+    for (p = (const unsigned char *)value; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            msk_iam_add(s, esc, 2);
+        } else if (*p < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            msk_iam_add(s, esc, 6);
+        } else {
+            msk_iam_add(s, (const char *)p, 1);
+        }
+    }
+    msk_iam_cat(s, "\"");
+}
+
+/* The pre-signature of GET / with Action=kafka-cluster:Connect and the host header signed. */
+static bool
+msk_iam_presign(const struct sigv4_creds *creds, const char *host, const char *region, time_t now,
+                unsigned expires, struct sigv4_presigned *p, char *err, size_t errlen)
+{
+    const struct sigv4_param query[] = {{"Action", KB_MSK_IAM_ACTION}};
+    const struct sigv4_param headers[] = {{"host", host}};
+    struct sigv4_request req = {"GET", "/", query, 1, headers, 1, NULL};
+
+    if (expires == 0) {
+        expires = KB_MSK_IAM_EXPIRES;
+    }
+    if (expires > KB_MSK_IAM_EXPIRES) {
+        msk_iam_err(err, errlen, "msk iam: expiry %u s is above MSK's %d s", expires,
+                    KB_MSK_IAM_EXPIRES);
+        return false;
+    }
+    if (!host || !*host || !region || !*region) {
+        msk_iam_err(err, errlen, "msk iam: no broker host or region to sign for");
+        return false;
+    }
+    return sigv4_presign(&req, creds, region, KB_MSK_IAM_SERVICE, now, expires, p, err, errlen);
+}
+
+bool
+msk_iam_payload(const struct sigv4_creds *creds, const char *host, const char *region,
+                const char *user_agent, time_t now, unsigned expires, char **payload, size_t *len,
+                char *err, size_t errlen)
+{
+    struct sigv4_presigned p;
+    struct msk_iam_str s = {0};
+    bool token = creds && creds->session_token && *creds->session_token;
+
+    *payload = NULL;
+    *len = 0;
+    if (!msk_iam_presign(creds, host, region, now, expires, &p, err, errlen)) {
+        return false;
+    }
+    /* Sorted keys, as franz-go's json.Marshal of its map writes them. */
+    msk_iam_cat(&s, "{");
+    msk_iam_json_pair(&s, "action", KB_MSK_IAM_ACTION, true);
+    msk_iam_json_pair(&s, "host", host, false);
+    msk_iam_json_pair(&s, "user-agent", user_agent ? user_agent : "", false);
+    msk_iam_json_pair(&s, "version", KB_MSK_IAM_VERSION, false);
+    msk_iam_json_pair(&s, "x-amz-algorithm", KB_SIGV4_ALGORITHM, false);
+    msk_iam_json_pair(&s, "x-amz-credential", p.credential, false);
+    msk_iam_json_pair(&s, "x-amz-date", p.amz_date, false);
+    msk_iam_json_pair(&s, "x-amz-expires", p.expires, false);
+    if (token) {
+        msk_iam_json_pair(&s, "x-amz-security-token", creds->session_token, false);
+    }
+    msk_iam_json_pair(&s, "x-amz-signature", p.signature, false);
+    msk_iam_json_pair(&s, "x-amz-signedheaders", p.signed_headers, false);
+    msk_iam_cat(&s, "}");
+    sigv4_presigned_free(&p);
+    if (s.oom) {
+        msk_iam_str_wipe(&s);
+        msk_iam_err(err, errlen, "msk iam: out of memory");
+        return false;
+    }
+    *payload = s.p;
+    *len = s.len;
+    return true;
+}
+
+bool
+msk_iam_token(const struct sigv4_creds *creds, const char *region, const char *user_agent,
+              time_t now, unsigned expires, char **token, char *err, size_t errlen)
+{
+    struct sigv4_presigned p;
+    struct msk_iam_str url = {0};
+    char host[KB_MSK_IAM_REGION_MAX + 32];
+    char *ua = NULL, *out = NULL;
+    size_t outlen;
+
+    *token = NULL;
+    if (!region || !*region || strlen(region) >= KB_MSK_IAM_REGION_MAX) {
+        msk_iam_err(err, errlen, "msk iam: no region (or one too long) to sign for");
+        return false;
+    }
+    snprintf(host, sizeof(host), "kafka.%s.amazonaws.com", region);
+    if (!msk_iam_presign(creds, host, region, now, expires, &p, err, errlen)) {
+        return false;
+    }
+    msk_iam_cat(&url, "https://");
+    msk_iam_cat(&url, host);
+    msk_iam_cat(&url, "/?");
+    msk_iam_cat(&url, p.query);
+    sigv4_presigned_free(&p);
+    if (user_agent && *user_agent) {
+        ua = sigv4_uri_encode(user_agent, strlen(user_agent), false);
+        if (!ua) {
+            url.oom = true;
+        } else {
+            msk_iam_cat(&url, "&User-Agent=");
+            msk_iam_cat(&url, ua);
+        }
+    }
+    if (!url.oom) {
+        outlen = KB_B64_ENCODED_MAX(url.len);
+        out = malloc(outlen);
+    }
+    if (!out) {
+        msk_iam_str_wipe(&url);
+        free(ua);
+        msk_iam_err(err, errlen, "msk iam: out of memory");
+        return false;
+    }
+    if (b64_encode((const uint8_t *)url.p, url.len, true, out, outlen) == 0 && url.len > 0) {
+        OPENSSL_cleanse(out, outlen);
+        free(out);
+        msk_iam_str_wipe(&url);
+        free(ua);
+        msk_iam_err(err, errlen, "msk iam: base64url failed");
+        return false;
+    }
+    msk_iam_str_wipe(&url);
+    free(ua);
+    *token = out;
+    return true;
+}
+
+bool
+msk_iam_oauth_message(const char *token, char **msg, size_t *len)
+{
+    struct msk_iam_str s = {0};
+
+    *msg = NULL;
+    *len = 0;
+    /* RFC 7628 section 3.1: gs2-header "n,," then kvsep-separated pairs, ending kvsep kvsep. */
+    msk_iam_cat(&s, "n,,\x01"
+                    "auth=Bearer ");
+    msk_iam_cat(&s, token);
+    msk_iam_cat(&s, "\x01\x01");
+    if (s.oom) {
+        msk_iam_str_wipe(&s);
+        return false;
+    }
+    *msg = s.p;
+    *len = s.len;
+    return true;
+}
+
+/* Skips JSON white space. */
+static const char *
+msk_iam_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/*
+ * Reads a JSON string at p (which must point at '"') into out (escapes \" \\ \/ kept simple:
+ * the escaped character is copied; \uXXXX is refused). Returns the position after the closing
+ * quote, or NULL when malformed.
+ */
+static const char *
+msk_iam_json_string(const char *p, const char *end, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    if (p >= end || *p != '"') {
+        return NULL;
+    }
+    for (p++; p < end && *p != '"'; p++) {
+        char c = *p;
+        if ((unsigned char)c < 0x20) {
+            return NULL;
+        }
+        if (c == '\\') {
+            if (++p >= end) {
+                return NULL;
+            }
+            switch (*p) {
+            case '"':
+            case '\\':
+            case '/':
+                c = *p;
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                return NULL;
+            }
+        }
+        if (o + 1 < outlen) {
+            out[o++] = c;
+        }
+    }
+    if (p >= end) {
+        return NULL;
+    }
+    if (outlen > 0) {
+        out[o] = '\0';
+    }
+    return p + 1;
+}
+
+bool
+msk_iam_parse_response(const uint8_t *buf, size_t len, char *request_id, size_t idlen, char *err,
+                       size_t errlen)
+{
+    const char *p = (const char *)buf, *end = p + len;
+    char key[32], value[256];
+    bool version_ok = false, have_id = false;
+
+    if (idlen > 0) {
+        request_id[0] = '\0';
+    }
+    p = msk_iam_ws(p, end);
+    if (p >= end || *p != '{') {
+        msk_iam_err(err, errlen, "msk iam: the server message is not a JSON object");
+        return false;
+    }
+    p = msk_iam_ws(p + 1, end);
+    while (p < end && *p != '}') {
+        p = msk_iam_json_string(p, end, key, sizeof(key));
+        if (!p) {
+            goto malformed;
+        }
+        p = msk_iam_ws(p, end);
+        if (p >= end || *p != ':') {
+            goto malformed;
+        }
+        p = msk_iam_ws(p + 1, end);
+        p = msk_iam_json_string(p, end, value, sizeof(value));
+        if (!p) {
+            goto malformed;
+        }
+        if (strcmp(key, "version") == 0) {
+            version_ok = strcmp(value, KB_MSK_IAM_VERSION) == 0;
+            if (!version_ok) {
+                msk_iam_err(err, errlen, "msk iam: the server answered version '%.32s', not %s",
+                            value, KB_MSK_IAM_VERSION);
+                return false;
+            }
+        } else if (strcmp(key, "request-id") == 0) {
+            have_id = true;
+            if (idlen > 0) {
+                snprintf(request_id, idlen, "%s", value);
+            }
+        }
+        p = msk_iam_ws(p, end);
+        if (p < end && *p == ',') {
+            p = msk_iam_ws(p + 1, end);
+        } else if (p >= end || *p != '}') {
+            goto malformed;
+        }
+    }
+    if (p >= end) {
+        goto malformed;
+    }
+    if (!version_ok || !have_id) {
+        msk_iam_err(err, errlen, "msk iam: the server message lacks %s",
+                    version_ok ? "request-id" : "version");
+        return false;
+    }
+    return true;
+malformed:
+    msk_iam_err(err, errlen, "msk iam: the server message is malformed JSON");
+    return false;
+}
+
+bool
+msk_iam_region_from_host(const char *host, char *region, size_t len)
+{
+    static const char *const suffixes[] = {".amazonaws.com", ".amazonaws.com.cn"};
+    size_t hlen = strlen(host), i;
+
+    /* A trailing dot (fully qualified) names the same host. */
+    if (hlen > 0 && host[hlen - 1] == '.') {
+        hlen--;
+    }
+    for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t slen = strlen(suffixes[i]);
+        const char *r, *rend, *svc;
+        if (hlen <= slen || strncasecmp(host + hlen - slen, suffixes[i], slen) != 0) {
+            continue;
+        }
+        rend = host + hlen - slen;
+        for (r = rend; r > host && r[-1] != '.'; r--) {
+        }
+        if (r == rend || r == host) {
+            return false;
+        }
+        /* The label before the region must be the service: kafka or kafka-serverless. */
+        for (svc = r - 1; svc > host && svc[-1] != '.'; svc--) {
+        }
+        if (!((r - 1 - svc == 5 && strncasecmp(svc, "kafka", 5) == 0) ||
+              (r - 1 - svc == 16 && strncasecmp(svc, "kafka-serverless", 16) == 0))) {
+            return false;
+        }
+        if ((size_t)(rend - r) >= len) {
+            return false;
+        }
+        memcpy(region, r, (size_t)(rend - r));
+        region[rend - r] = '\0';
+        for (i = 0; region[i]; i++) {
+            if (region[i] >= 'A' && region[i] <= 'Z') {
+                region[i] = (char)(region[i] - 'A' + 'a');
+            }
+        }
+        return true;
+    }
+    return false;
+}
