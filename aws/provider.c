@@ -15,6 +15,7 @@
 
 #include <openssl/crypto.h>
 
+#include "aws/sts.h"
 #include "proxy/log.h"
 
 #define AWS_REFRESH_MARGIN_MAX 300 /* refresh at most 5 min before expiry... */
@@ -352,4 +353,29 @@ aws_provider_refresh_now(struct aws_provider *p)
     p->force = true;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+bool
+aws_provider_whoami(struct aws_provider *p, int wait_ms, struct aws_provider_whoami *out, char *err,
+                    size_t errlen)
+{
+    struct aws_creds c;
+    time_t date = 0;
+    bool ok;
+
+    memset(out, 0, sizeof(*out));
+    aws_provider_wait_first(p, wait_ms);
+    if (!aws_provider_get(p, &c)) {
+        aws_provider_reason(p, err, errlen);
+        return false;
+    }
+    snprintf(out->source, sizeof(out->source), "%s", c.source);
+    aws_creds_key_hint(&c, out->key_hint, sizeof(out->key_hint));
+    out->expiration = c.expiration;
+    /* settings are read-only once the provider runs: safe to share with its thread */
+    ok = aws_sts_get_caller_identity(&p->settings, &c, out->arn, sizeof(out->arn), out->account,
+                                     sizeof(out->account), &date, err, errlen);
+    aws_creds_clear(&c);
+    out->clock_skew_s = date ? (long long)(time(NULL) - date) : 0;
+    return ok;
 }

@@ -68,6 +68,24 @@ bool aws_provider_wait_first(struct aws_provider *p, int timeout_ms);
  */
 void aws_provider_refresh_now(struct aws_provider *p);
 
+/* What `kbridge check` reports about a cluster's credentials; no secret in it. */
+struct aws_provider_whoami {
+    char source[AWS_SOURCE_MAX]; /* which source gave the credentials */
+    char key_hint[32];           /* aws_creds_key_hint */
+    time_t expiration;           /* 0: static keys */
+    char arn[AWS_ARN_MAX];       /* GetCallerIdentity's Arn: the assumed-role ARN, or the user */
+    char account[32];            /* GetCallerIdentity's Account */
+    long long clock_skew_s;      /* local clock minus STS's Date */
+};
+
+/*
+ * Waits up to wait_ms for the first fetch, then asks STS who the current credentials are
+ * (GetCallerIdentity, SigV4-signed). Blocking: for `kbridge check` and tools, never an event
+ * loop. false with the reason (no valid credentials and why, or STS's error) in err.
+ */
+bool aws_provider_whoami(struct aws_provider *p, int wait_ms, struct aws_provider_whoami *out,
+                         char *err, size_t errlen) KB_MUSTCHECK;
+
 /*
  * When the provider refreshes credentials that expire at expiration, obtained at now: margin
  * before expiry = min(5 min, lifetime / 4), minus a jitter of up to a fifth of the margin (so

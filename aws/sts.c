@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
+#include "auth/sigv4.h"
 #include "aws/http.h"
 
 /* The first "<tag>" (or "<tag " with attributes) in [p, end): its content start, NULL if none. */
@@ -299,5 +301,124 @@ fail:
     free(name);
     free(tok);
     free(body);
+    return ok;
+}
+
+bool
+aws_sts_url_parts(const char *url, char *host, size_t hostlen, char *path, size_t pathlen)
+{
+    const char *h, *slash;
+    size_t n;
+    bool tls = strncasecmp(url, "https://", 8) == 0;
+
+    if (!tls && strncasecmp(url, "http://", 7) != 0) {
+        return false;
+    }
+    h = url + (tls ? 8 : 7);
+    slash = strpbrk(h, "/?#");
+    n = slash ? (size_t)(slash - h) : strlen(h);
+    if (n == 0 || n >= hostlen) {
+        return false;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    if ((tls && n > 4 && strcmp(host + n - 4, ":443") == 0) ||
+        (!tls && n > 3 && strcmp(host + n - 3, ":80") == 0)) {
+        host[n - (tls ? 4 : 3)] = '\0';
+    }
+    snprintf(path, pathlen, "%s", slash && *slash == '/' ? slash : "/");
+    path[strcspn(path, "?#")] = '\0';
+    return true;
+}
+
+bool
+aws_sts_get_caller_identity(const struct aws_settings *s, const struct aws_creds *c, char *arn,
+                            size_t arnlen, char *account, size_t accountlen, time_t *date,
+                            char *err, size_t errlen)
+{
+    static const char body[] = "Action=GetCallerIdentity&Version=2011-06-15";
+    static const char ctype[] = "application/x-www-form-urlencoded; charset=utf-8";
+    char host[512], path[512], hash[KB_SIGV4_HEX_LEN + 1], amz_date[KB_SIGV4_AMZ_DATE_LEN + 1];
+    char h_date[64], *h_token = NULL, *h_auth = NULL, *authorization = NULL, why[AWS_ERR_MAX];
+    char h_ctype[128];
+    const char *headers[5];
+    struct sigv4_param sh[2] = {{"host", host}, {"content-type", ctype}};
+    struct sigv4_request sreq = {.method = "POST", .headers = sh, .nheaders = 2};
+    struct sigv4_creds sc = {c->access_key_id, c->secret, c->session_token};
+    struct aws_http_req req = {.method = "POST",
+                               .url = s->sts_endpoint,
+                               .headers = headers,
+                               .body = body,
+                               .ca_file = s->ca_file,
+                               .connect_timeout_ms = s->timeout_ms,
+                               .timeout_ms = s->timeout_ms};
+    struct aws_http_resp resp = {0};
+    struct aws_sts_error e;
+    size_t n = 0;
+    bool ok = false;
+
+    *date = 0;
+    if (!aws_sts_url_parts(s->sts_endpoint, host, sizeof(host), path, sizeof(path))) {
+        snprintf(err, errlen, "GetCallerIdentity: bad STS endpoint '%s'", s->sts_endpoint);
+        return false;
+    }
+    sreq.path = path;
+    sigv4_sha256_hex(body, strlen(body), hash);
+    sreq.payload_hash = hash;
+    if (!sigv4_sign_headers(&sreq, &sc, s->region, "sts", time(NULL), amz_date, &authorization, why,
+                            sizeof(why))) {
+        snprintf(err, errlen, "GetCallerIdentity: cannot sign: %s", why);
+        return false;
+    }
+    snprintf(h_ctype, sizeof(h_ctype), "Content-Type: %s", ctype);
+    snprintf(h_date, sizeof(h_date), "X-Amz-Date: %s", amz_date);
+    headers[n++] = h_ctype;
+    headers[n++] = h_date;
+    if (asprintf(&h_auth, "Authorization: %s", authorization) < 0) {
+        h_auth = NULL;
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    headers[n++] = h_auth;
+    if (c->session_token[0]) {
+        if (asprintf(&h_token, "X-Amz-Security-Token: %s", c->session_token) < 0) {
+            h_token = NULL;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        headers[n++] = h_token;
+    }
+    headers[n] = NULL;
+    if (!aws_http_do(&req, &resp, why, sizeof(why))) {
+        snprintf(err, errlen, "GetCallerIdentity: STS at %s unreachable: %s", s->sts_endpoint, why);
+        goto fail;
+    }
+    *date = resp.date;
+    if (resp.status != 200) {
+        if (aws_sts_parse_error(resp.body, resp.len, &e)) {
+            snprintf(err, errlen, "GetCallerIdentity failed: STS %s (HTTP %ld): %s%s", e.code,
+                     resp.status, e.message,
+                     strcmp(e.code, "SignatureDoesNotMatch") == 0
+                         ? "; if the message says the signature expired, fix the clock (NTP)"
+                         : "");
+        } else {
+            snprintf(err, errlen, "GetCallerIdentity: STS at %s answered HTTP %ld", s->sts_endpoint,
+                     resp.status);
+        }
+        goto fail;
+    }
+    if (!aws_sts_parse_caller_identity(resp.body, resp.len, arn, arnlen, account, accountlen)) {
+        snprintf(err, errlen, "GetCallerIdentity: STS answer without Arn and Account");
+        goto fail;
+    }
+    ok = true;
+fail:
+    aws_http_resp_free(&resp);
+    if (h_token) {
+        OPENSSL_cleanse(h_token, strlen(h_token));
+    }
+    free(h_token);
+    free(h_auth);
+    free(authorization);
     return ok;
 }

@@ -59,4 +59,21 @@ bool aws_sts_assume_role_with_web_identity(const struct aws_settings *s, const c
                                            struct aws_creds *out, time_t *date, char *err,
                                            size_t errlen) KB_MUSTCHECK;
 
+/*
+ * Who c is: STS GetCallerIdentity, signed with SigV4 (service "sts", s->region), POSTed to
+ * s->sts_endpoint. Fills arn (for an assumed role "arn:aws:sts::ACCOUNT:assumed-role/ROLE/
+ * SESSION") and account, and *date. false with STS's code and message, or the transport error,
+ * in err. Blocking: for `kbridge check` and tools, never an event loop.
+ */
+bool aws_sts_get_caller_identity(const struct aws_settings *s, const struct aws_creds *c, char *arn,
+                                 size_t arnlen, char *account, size_t accountlen, time_t *date,
+                                 char *err, size_t errlen) KB_MUSTCHECK;
+
+/*
+ * The "host" header value for url as HTTP clients send it ("host" or "host:port", default ports
+ * dropped), and its path ("/" when none), into host and path. false when url is not http(s).
+ */
+bool aws_sts_url_parts(const char *url, char *host, size_t hostlen, char *path,
+                       size_t pathlen) KB_MUSTCHECK;
+
 #endif

@@ -3,7 +3,8 @@
  * prints what it sees, never a secret: the source, a key hint (ASIA****WXYZ), seconds to expiry,
  * the principal, each change of key or state, and how long the getter took at most while fetches
  * ran (it must never wait for the network). The provider's own log lines go to stderr.
- *   kbcreds -c CONFIG [-C CLUSTER] [-t SECONDS] [-w FIRST_WAIT_SECONDS]
+ *   kbcreds -c CONFIG [-C CLUSTER] [-t SECONDS] [-w FIRST_WAIT_SECONDS] [-i]
+ * -i asks STS who the credentials are (GetCallerIdentity), as `kbridge check` will.
  * Exit 0 when valid credentials are held at the end, 1 when not, 2 on usage or config errors.
  */
 #include <pthread.h>
@@ -82,9 +83,10 @@ main(int argc, char **argv)
     pthread_t getter;
     long long end;
     int opt, keys = 0;
+    bool whoami = false;
     size_t i;
 
-    while ((opt = getopt(argc, argv, "c:C:t:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:C:t:w:i")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -98,13 +100,17 @@ main(int argc, char **argv)
         case 'w':
             first_wait = atof(optarg);
             break;
+        case 'i':
+            whoami = true;
+            break;
         default:
-            fprintf(stderr, "usage: kbcreds -c CONFIG [-C CLUSTER] [-t SECONDS] [-w SECONDS]\n");
+            fprintf(stderr,
+                    "usage: kbcreds -c CONFIG [-C CLUSTER] [-t SECONDS] [-w SECONDS] [-i]\n");
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: kbcreds -c CONFIG [-C CLUSTER] [-t SECONDS] [-w SECONDS]\n");
+        fprintf(stderr, "usage: kbcreds -c CONFIG [-C CLUSTER] [-t SECONDS] [-w SECONDS] [-i]\n");
         return 2;
     }
     log_init(KB_LOG_INFO, KB_LOG_TEXT);
@@ -135,6 +141,17 @@ main(int argc, char **argv)
     kbcreds_print("first", &st, p);
     keys = st.valid;
     prev = st;
+    if (whoami) {
+        struct aws_provider_whoami w;
+
+        if (aws_provider_whoami(p, 0, &w, err, sizeof(err))) {
+            printf("whoami ok source=%s key=%s expiration=%lld arn=%s account=%s skew=%lld\n",
+                   w.source, w.key_hint, (long long)w.expiration, w.arn, w.account, w.clock_skew_s);
+        } else {
+            printf("whoami failed reason=%s\n", err);
+        }
+        fflush(stdout);
+    }
     end = kbcreds_now_us() + (long long)(seconds * 1e6);
     while (kbcreds_now_us() < end) {
         usleep(100000);

@@ -15,8 +15,11 @@ Servers run on daemon threads on 127.0.0.1 with a free port; .stop() ends them.
 """
 import base64
 import email.utils
+import hashlib
+import hmac
 import json
 import random
+import re
 import select
 import socket
 import ssl
@@ -135,6 +138,7 @@ class _STSHandler(_Handler):
         self.handle_sts(self.body())
 
     def handle_sts(self, query):
+        body = query
         self.record()
         m = self.mock
         params = {k: v[0] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
@@ -150,7 +154,7 @@ class _STSHandler(_Handler):
         if action == "AssumeRoleWithWebIdentity":
             return self.assume(params)
         if action == "GetCallerIdentity":
-            return self.caller_identity()
+            return self.caller_identity(body)
         return self.reply(400, sts_error("InvalidAction",
                                          f"Could not find operation {action} for version NO_VERSION_SPECIFIED"))
 
@@ -182,7 +186,7 @@ class _STSHandler(_Handler):
             secret = _rand(string.ascii_letters + string.digits + "+/", 40)
             stoken = "IQoJb3JpZ2luX2Vj" + _rand(string.ascii_letters + string.digits + "+/", 600)
             m.secrets.extend([secret, stoken, token])
-            m.issued[key_id] = (role, session)
+            m.issued[key_id] = (role, session, secret, stoken)
         name = role.split("/")[-1]
         arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{name}/{session}"
         body = f"""<AssumeRoleWithWebIdentityResponse xmlns="{STS_NS}">
@@ -208,16 +212,41 @@ class _STSHandler(_Handler):
 """
         self.reply(200, body)
 
-    def caller_identity(self):
+    def caller_identity(self, body):
+        """Checks the SigV4 Authorization header as STS does (service sts, this region)."""
+        m = self.mock
         auth = self.headers.get("Authorization", "")
-        prefix = "AWS4-HMAC-SHA256 Credential="
-        key_id = auth[len(prefix):].split("/")[0] if auth.startswith(prefix) else ""
-        with self.mock.lock:
-            who = self.mock.issued.get(key_id)
+        got = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/sts/aws4_request, "
+                           r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", auth)
+        with m.lock:
+            who = m.issued.get(got.group(1)) if got else None
         if not who:
             return self.reply(403, sts_error("InvalidClientTokenId",
                                              "The security token included in the request is invalid."))
-        role, session = who
+        key_id, date, region, signed, signature = got.groups()
+        role, session, secret, stoken = who
+        names = signed.split(";")
+        if "host" not in names or "x-amz-date" not in names or \
+                self.headers.get("X-Amz-Security-Token") != stoken or \
+                "x-amz-security-token" not in names:
+            return self.reply(400, sts_error("IncompleteSignature",
+                                             "host, x-amz-date and x-amz-security-token must be signed"))
+        canon_headers = "".join(f"{n}:{' '.join(self.headers.get(n, '').split())}\n" for n in names)
+        canon = "\n".join(["POST", urllib.parse.urlsplit(self.path).path or "/", "", canon_headers,
+                           signed, hashlib.sha256(body.encode()).hexdigest()])
+        amz_date = self.headers.get("X-Amz-Date", "")
+        scope = f"{date}/{region}/sts/aws4_request"
+        sts_ = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                          hashlib.sha256(canon.encode()).hexdigest()])
+        k = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
+        for part in (region, "sts", "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        want = hmac.new(k, sts_.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, signature) or region != m.region:
+            return self.reply(403, sts_error("SignatureDoesNotMatch",
+                                             "The request signature we calculated does not match "
+                                             "the signature you provided."))
+        m.verified += 1
         arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.split('/')[-1]}/{session}"
         self.reply(200, f"""<GetCallerIdentityResponse xmlns="{STS_NS}">
   <GetCallerIdentityResult>
@@ -231,7 +260,7 @@ class _STSHandler(_Handler):
 
 
 class MockSTS(_Server):
-    def __init__(self, tls_dir, lifetime=3600):
+    def __init__(self, tls_dir, lifetime=3600, region="eu-west-1"):
         self.lifetime = lifetime  # seconds the credentials handed out live
         self.delay = 0.0          # seconds to wait before answering
         self.date_offset = 0      # seconds added to the Date header (clock skew)
@@ -242,6 +271,8 @@ class MockSTS(_Server):
         self.issued = {}          # access key id -> (role ARN, session name)
         self.secrets = []         # secrets, session tokens and web identity tokens seen
         self.serial = 0
+        self.region = region      # the region GetCallerIdentity signatures must name
+        self.verified = 0         # GetCallerIdentity calls whose signature checked out
         super().__init__(_STSHandler, tls_dir)
         self.url = f"https://127.0.0.1:{self.port}"
 

@@ -366,3 +366,39 @@ def test_clock_skew_is_reported(kbcreds, tmp_path, sts, certs):
     assert re.search(r"clock skew: the local clock is 9\d\d s ahead of AWS's", out), out
     assert "fix NTP" in out
     assert 890 <= int(field(first_line(out), "skew")) <= 910
+
+
+def test_whoami_signed_get_caller_identity(kbcreds, tmp_path, sts, gce, certs):
+    """What `kbridge check` shows: the source, the expiry and the assumed-role ARN, from a
+    SigV4-signed GetCallerIdentity that the mock STS verifies with the issued secret."""
+    sts.trust[ROLE] = {"aud": "sts.amazonaws.com"}
+    conf = write_conf(tmp_path, aws_credentials="gcp", aws_role_arn=ROLE,
+                      aws_role_session_name="dataproc-m", aws_sts_endpoint=sts.url,
+                      aws_ca_file=f"{certs}/ca.pem")
+    r = run([str(kbcreds), "-c", str(conf), "-t", "0", "-i"],
+            env=base_env(tmp_path, GCE_METADATA_HOST=gce.host), timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    line = next(l for l in out.splitlines() if l.startswith("whoami "))
+    assert line.startswith("whoami ok source=gcp key=ASIA****"), line
+    assert field(line, "arn") == "arn:aws:sts::123456789012:assumed-role/kbridge-msk/dataproc-m"
+    assert field(line, "account") == "123456789012"
+    assert int(field(line, "expiration")) > time.time() + 3000
+    assert sts.verified == 1, "the signature was checked and matched"
+    assert_no_secrets(out, sts, gce)
+
+
+def test_whoami_signature_in_wrong_region_is_refused(kbcreds, tmp_path, certs, gce):
+    sts = MockSTS(str(certs), region="us-east-1")  # the config's region is eu-west-1
+    try:
+        sts.trust[ROLE] = {"aud": "sts.amazonaws.com"}
+        conf = write_conf(tmp_path, aws_credentials="gcp", aws_role_arn=ROLE,
+                          aws_sts_endpoint=sts.url, aws_ca_file=f"{certs}/ca.pem")
+        r = run([str(kbcreds), "-c", str(conf), "-t", "0", "-i"],
+                env=base_env(tmp_path, GCE_METADATA_HOST=gce.host), timeout=60)
+        out = r.stdout + r.stderr
+        assert "whoami failed reason=GetCallerIdentity failed: STS SignatureDoesNotMatch (HTTP 403)" \
+            in out, out
+        assert_no_secrets(out, sts, gce)
+    finally:
+        sts.stop()

@@ -398,6 +398,24 @@ test_settings_keys_win_over_environment(void)
     unsetenv("AWS_PROFILE");
 }
 
+static void
+test_sts_url_parts_host_header_as_sent(void)
+{
+    char host[128], path[128];
+
+    CHECK(aws_sts_url_parts("https://sts.eu-west-1.amazonaws.com", host, sizeof(host), path,
+                            sizeof(path)));
+    CHECK(strcmp(host, "sts.eu-west-1.amazonaws.com") == 0 && strcmp(path, "/") == 0);
+    CHECK(
+        aws_sts_url_parts("https://sts.example.com:443/", host, sizeof(host), path, sizeof(path)));
+    CHECK(strcmp(host, "sts.example.com") == 0 && strcmp(path, "/") == 0);
+    CHECK(aws_sts_url_parts("https://127.0.0.1:8443/vpce/?x=1", host, sizeof(host), path,
+                            sizeof(path)));
+    CHECK(strcmp(host, "127.0.0.1:8443") == 0 && strcmp(path, "/vpce/") == 0);
+    CHECK(!aws_sts_url_parts("ftp://x", host, sizeof(host), path, sizeof(path)));
+    CHECK(!aws_sts_url_parts("https:///", host, sizeof(host), path, sizeof(path)));
+}
+
 int
 main(void)
 {
@@ -419,5 +437,6 @@ main(void)
     RUN(test_region_from_msk_hosts);
     RUN(test_key_hint_never_the_whole_id);
     RUN(test_settings_keys_win_over_environment);
+    RUN(test_sts_url_parts_host_header_as_sent);
     return TEST_DONE();
 }
