@@ -124,6 +124,25 @@ aws_settings_free(struct aws_settings *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* NULL-safe strcmp equality. */
+static bool
+aws_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool
+aws_settings_equal(const struct aws_settings *a, const struct aws_settings *b)
+{
+    return a->mode == b->mode && a->imds_disabled == b->imds_disabled &&
+           a->timeout_ms == b->timeout_ms && aws_str_eq(a->region, b->region) &&
+           aws_str_eq(a->role_arn, b->role_arn) && aws_str_eq(a->token_file, b->token_file) &&
+           aws_str_eq(a->session_name, b->session_name) && aws_str_eq(a->profile, b->profile) &&
+           aws_str_eq(a->sts_endpoint, b->sts_endpoint) && aws_str_eq(a->ca_file, b->ca_file) &&
+           aws_str_eq(a->metadata_host, b->metadata_host) && aws_str_eq(a->audience, b->audience) &&
+           aws_str_eq(a->imds_endpoint, b->imds_endpoint);
+}
+
 bool
 aws_settings_init(struct aws_settings *s, const struct kb_cluster_conf *cc, char *err,
                   size_t errlen)

@@ -77,6 +77,9 @@ bool aws_settings_init(struct aws_settings *s, const struct kb_cluster_conf *cc,
                        size_t errlen) KB_MUSTCHECK;
 void aws_settings_free(struct aws_settings *s); /* zeroes s; an empty s is fine */
 
+/* true when a and b would fetch the same credentials (every field equal, cluster name aside). */
+bool aws_settings_equal(const struct aws_settings *a, const struct aws_settings *b);
+
 /*
  * One pass over the sources (blocking; on the provider thread only). KB_AWS_DEFAULT: the
  * environment, web identity, the shared files, IMDSv2, in that order; a source that is not set

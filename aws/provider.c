@@ -199,6 +199,9 @@ aws_provider_main(void *arg)
             p->creds.expiration < wake) {
             wake = p->creds.expiration;
         }
+        if (wake > now + 3600) {
+            wake = now + 3600; /* static keys never refresh: just wake up now and then */
+        }
         ts.tv_sec = wake;
         ts.tv_nsec = 0;
         pthread_cond_timedwait(&p->cond, &p->lock, &ts);
@@ -234,6 +237,21 @@ aws_provider_new(const struct kb_cluster_conf *cc, char *err, size_t errlen)
         return NULL;
     }
     return p;
+}
+
+bool
+aws_provider_matches(struct aws_provider *p, const struct kb_cluster_conf *cc)
+{
+    struct aws_settings fresh;
+    char err[AWS_ERR_MAX];
+    bool same;
+
+    if (!aws_settings_init(&fresh, cc, err, sizeof(err))) {
+        return false;
+    }
+    same = aws_settings_equal(&p->settings, &fresh);
+    aws_settings_free(&fresh);
+    return same;
 }
 
 void

@@ -38,6 +38,13 @@ struct aws_provider_stats {
 struct aws_provider *aws_provider_new(const struct kb_cluster_conf *cc, char *err,
                                       size_t errlen) KB_MUSTCHECK;
 
+/*
+ * For reload: true when cc resolves to the settings p already works from, so the cluster can keep
+ * p (and its credentials, with no new STS call); false means: start a new provider for cc, swap,
+ * then free the old one.
+ */
+bool aws_provider_matches(struct aws_provider *p, const struct kb_cluster_conf *cc);
+
 /* Stops the thread (an in-flight fetch finishes first, within its timeout) and wipes. */
 void aws_provider_free(struct aws_provider *p); /* NULL is fine */
 
