@@ -251,6 +251,11 @@ aws_provider_matches(struct aws_provider *p, const struct kb_cluster_conf *cc)
     }
     same = aws_settings_equal(&p->settings, &fresh);
     aws_settings_free(&fresh);
+    /* keys from the shared files never expire: a reload is how an operator makes kbridge re-read
+     * a rotated ~/.aws/credentials */
+    pthread_mutex_lock(&p->lock);
+    same = same && !(p->has_creds && strcmp(p->creds.source, "shared-files") == 0);
+    pthread_mutex_unlock(&p->lock);
     return same;
 }
 

@@ -41,7 +41,8 @@ struct aws_provider *aws_provider_new(const struct kb_cluster_conf *cc, char *er
 /*
  * For reload: true when cc resolves to the settings p already works from, so the cluster can keep
  * p (and its credentials, with no new STS call); false means: start a new provider for cc, swap,
- * then free the old one.
+ * then free the old one. Always false while p holds keys from the shared files, so a reload
+ * re-reads a rotated credentials file.
  */
 bool aws_provider_matches(struct aws_provider *p, const struct kb_cluster_conf *cc);
 

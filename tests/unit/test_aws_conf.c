@@ -125,6 +125,48 @@ test_provider_matches_on_reload(void)
     conf_unref(d);
 }
 
+static void
+test_provider_rereads_shared_files_on_reload(void)
+{
+    char err[KB_CONF_ERR_MAX], path[] = "/tmp/test_aws_creds_XXXXXX";
+    const char *text = "[msk]\nbootstrap_servers = b-1.x.y.c2.kafka.ap-south-1.amazonaws.com:9098\n"
+                       "aws_credentials = default\n";
+    struct aws_provider_stats st;
+    struct kb_conf *a = load(text, err, sizeof(err));
+    struct aws_provider *p;
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+    CHECK(a && f);
+    if (!a || !f) {
+        conf_unref(a);
+        return;
+    }
+    fputs("[default]\naws_access_key_id = AKIAI44QH8DHBEXAMPLE\n"
+          "aws_secret_access_key = je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY\n",
+          f);
+    fclose(f);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_PROFILE");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    p = aws_provider_new(&a->clusters[0], err, sizeof(err));
+    CHECK(p != NULL);
+    if (p) {
+        CHECK(aws_provider_wait_first(p, 5000));
+        aws_provider_stats(p, &st);
+        CHECK(st.valid && strcmp(st.source, "shared-files") == 0);
+        CHECK(!aws_provider_matches(p, &a->clusters[0]));
+        aws_provider_free(p);
+    }
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unlink(path);
+    conf_unref(a);
+}
+
 int
 main(void)
 {
@@ -133,5 +175,6 @@ main(void)
     RUN(test_aws_region_required_only_when_on);
     RUN(test_aws_enum_message_lists_values);
     RUN(test_provider_matches_on_reload);
+    RUN(test_provider_rereads_shared_files_on_reload);
     return TEST_DONE();
 }
