@@ -12,13 +12,13 @@ SAN     ?=
 CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS_ALL := $(SAN) $(LDFLAGS)
 
-PKGS      := libevent libevent_openssl openssl inih rdkafka
+PKGS      := libevent libevent_openssl openssl inih rdkafka libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 KP_SRC  := $(sort $(wildcard kafka_protocol/*.c))
 KP_OBJ  := $(KP_SRC:%.c=$(BUILD)/%.o)
-KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c check/*.c tls/*.c conf/*.c auth/*.c)))
+KB_SRC  := $(sort $(filter-out proxy/main.c,$(wildcard proxy/*.c check/*.c tls/*.c conf/*.c auth/*.c aws/*.c)))
 KB_OBJ  := $(KB_SRC:%.c=$(BUILD)/%.o)
 KB_INC  := -I. -Ikafka_protocol
 
@@ -40,7 +40,7 @@ $(BUILD)/libkp.a: $(KP_OBJ)
 	ar rcs $@ $^
 
 # --- daemon --------------------------------------------------------------------------------
-HDRS := $(wildcard proxy/*.h check/*.h tls/*.h conf/*.h auth/*.h kafka_protocol/*.h)
+HDRS := $(wildcard proxy/*.h check/*.h tls/*.h conf/*.h auth/*.h aws/*.h kafka_protocol/*.h)
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -c $< -o $@
@@ -95,6 +95,11 @@ $(BUILD)/kbmock: $(KBMOCK_SRC) tests/integration/kbmock_sasl.h auth/b64.h $(BUIL
 	    $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread
 mock: $(BUILD)/kbmock
 
+# The AWS credentials provider of one cluster, run against the mocks of tests/integration/mock_aws.py.
+$(BUILD)/kbcreds: tests/integration/kbcreds.c $(BUILD)/libkb.a $(BUILD)/libkp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libkb.a $(BUILD)/libkp.a \
+	    $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread
 # MSK IAM test tools: the test cluster's verifier (iam_verify.c, written apart from auth/) and
 # kbridge's own signer, as CLIs for tests/integration/test_iam_verify.py.
 $(BUILD)/iamverify: tests/integration/iam/iamverify.c tests/integration/iam_verify.c \
@@ -115,7 +120,8 @@ golden-test: $(BUILD)/tests/test_golden
 conf-test: $(BUILD)/kbridge
 	@sh tests/conf/run.sh $(BUILD)/kbridge
 
-integration-test: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/iamverify $(BUILD)/iamsign
+integration-test: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/kbcreds $(BUILD)/iamverify \
+    $(BUILD)/iamsign
 	KB_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
 
 # Fault soak (not in CI): 1,000,000 acks=all idempotent messages over 120 s while brokers go
@@ -209,7 +215,7 @@ deploy-test: $(BUILD)/kbridge
 check-headers:
 	@set -e; for h in kafka_protocol/*.h; do echo "#include \"$$h\"" | \
 	    $(CC) $(CSTD) $(WARN) -Ikafka_protocol -I. -x c -fsyntax-only -; done; \
-	for h in proxy/*.h check/*.h tls/*.h conf/*.h auth/*.h; do echo "#include \"$$h\"" | \
+	for h in proxy/*.h check/*.h tls/*.h conf/*.h auth/*.h aws/*.h; do echo "#include \"$$h\"" | \
 	    $(CC) $(CSTD) $(WARN) $(KB_INC) $(PKG_CFLAGS) -x c -fsyntax-only -; done; echo headers ok
 
 format:

@@ -30,6 +30,7 @@
 _Static_assert(sizeof(enum kb_log_level) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum kb_log_format) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum kb_tls_verify) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum kb_aws_credentials) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum kb_sasl_mechanism) == sizeof(int), "enum stored as int");
 
 enum conf_kind {
@@ -67,6 +68,8 @@ struct conf_key {
 static const char *const conf_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const conf_log_format_names[] = {"text", "json", NULL};
 static const char *const conf_tls_verify_names[] = {"full", "chain", "none", NULL};
+/* "" (KB_AWS_UNSET) is the default and never matches a value. */
+static const char *const conf_aws_credentials_names[] = {"", "default", "gcp", NULL};
 /* "" (KB_SASL_NONE) is the default and never matches a value; auth/mech.c has the same names. */
 static const char *const conf_sasl_mechanism_names[] = {"", "SCRAM-SHA-512", "SCRAM-SHA-256",
                                                         "PLAIN", NULL};
@@ -79,6 +82,17 @@ static const struct conf_key conf_keys[] = {
     {CONF_GLOBAL, "admin_listen", CONF_HOSTPORT_OPT, GL(admin_listen), GL(has_admin), "", false, 0,
      0, NULL},
     {CONF_CLUSTER, "advertised_host", CONF_HOST, CL(advertised_host), 0, NULL, true, 0, 0, NULL},
+    {CONF_CLUSTER, "aws_ca_file", CONF_FILE, CL(aws_ca_file), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "aws_credentials", CONF_ENUM, CL(aws_credentials), 0, "", true, 0, 0,
+     conf_aws_credentials_names},
+    {CONF_CLUSTER, "aws_profile", CONF_STRING, CL(aws_profile), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "aws_region", CONF_STRING, CL(aws_region), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "aws_role_arn", CONF_STRING, CL(aws_role_arn), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "aws_role_session_name", CONF_STRING, CL(aws_role_session_name), 0, "", true, 0,
+     0, NULL},
+    {CONF_CLUSTER, "aws_sts_endpoint", CONF_STRING, CL(aws_sts_endpoint), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "aws_web_identity_token_file", CONF_FILE, CL(aws_web_identity_token_file), 0, "",
+     true, 0, 0, NULL},
     {CONF_CLUSTER, "bootstrap_servers", CONF_HOSTPORT_LIST, CL(bootstrap), CL(n_bootstrap), NULL,
      true, 0, 0, NULL},
     {CONF_GLOBAL, "buffer_high_bytes", CONF_SIZE, GL(buffer_high_bytes), 0, "1048576", true, 16384,
@@ -90,6 +104,9 @@ static const struct conf_key conf_keys[] = {
     {CONF_CLUSTER, "connect_timeout_ms", CONF_INT, CL(connect_timeout_ms), 0, "10000", true, 100,
      600000, NULL},
     {CONF_CLUSTER, "connect_to", CONF_CONNECT_TO, CL(connect_to), CL(n_connect_to), "", true, 0, 0,
+     NULL},
+    {CONF_CLUSTER, "gcp_audience", CONF_STRING, CL(gcp_audience), 0, "", true, 0, 0, NULL},
+    {CONF_CLUSTER, "gcp_metadata_host", CONF_STRING, CL(gcp_metadata_host), 0, "", true, 0, 0,
      NULL},
     {CONF_CLUSTER, "idle_timeout_ms", CONF_INT, CL(idle_timeout_ms), 0, "600000", true, 0, 86400000,
      NULL},
@@ -1127,6 +1144,229 @@ conf_check_sasl(struct conf_parser *p, size_t sec)
     return true;
 }
 
+/* ---- The AWS credentials keys (aws/creds.h reads them) -------------------------------------- */
+
+/* The keys that configure the AWS credentials layer; setting any of them turns it on. */
+static const char *const conf_aws_keys[] = {"aws_credentials",
+                                            "aws_role_arn",
+                                            "aws_web_identity_token_file",
+                                            "aws_role_session_name",
+                                            "aws_profile",
+                                            "aws_sts_endpoint",
+                                            "aws_ca_file",
+                                            "gcp_metadata_host",
+                                            "gcp_audience",
+                                            NULL};
+
+/* An IAM role session name as STS allows it: 2..64 of [A-Za-z0-9+=,.@_-]. */
+static bool
+conf_check_session_name(const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+
+    if (n < 2 || n > 64) {
+        return conf_why(why, whylen, "must be 2 to 64 characters long (STS's limit)");
+    }
+    for (; *v; v++) {
+        if (!isalnum((unsigned char)*v) && !strchr("+=,.@_-", *v)) {
+            return conf_why(why, whylen,
+                            "character '%c' is not allowed (only letters, digits and "
+                            "+=,.@_-)",
+                            *v);
+        }
+    }
+    return true;
+}
+
+/* A region name such as us-east-1 or cn-north-1: lower-case letters, digits and '-'. */
+static bool
+conf_check_region(const char *v, char *why, size_t whylen)
+{
+    const char *c;
+
+    if (strlen(v) < 4 || strlen(v) > 32 || !strchr(v, '-')) {
+        return conf_why(why, whylen, "not an AWS region name such as us-east-1");
+    }
+    for (c = v; *c; c++) {
+        if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '-') {
+            return conf_why(why, whylen,
+                            "not an AWS region name such as us-east-1 (lower-case "
+                            "letters, digits and '-')");
+        }
+    }
+    return true;
+}
+
+/* "arn:<partition>:iam::<12 digits>:role/<path/name>" */
+static bool
+conf_check_role_arn(const char *v, char *why, size_t whylen)
+{
+    const char *acct = strstr(v, ":iam::");
+    size_t i;
+
+    if (strncmp(v, "arn:aws", 7) != 0 || !acct) {
+        return conf_why(why, whylen, "expected arn:aws:iam::ACCOUNT_ID:role/NAME");
+    }
+    acct += strlen(":iam::");
+    for (i = 0; i < 12; i++) {
+        if (!isdigit((unsigned char)acct[i])) {
+            return conf_why(why, whylen,
+                            "expected a 12-digit account id after ':iam::' "
+                            "(arn:aws:iam::ACCOUNT_ID:role/NAME)");
+        }
+    }
+    if (strncmp(acct + 12, ":role/", 6) != 0 || !acct[18]) {
+        return conf_why(why, whylen,
+                        "expected ':role/NAME' after the account id: only a role can "
+                        "be assumed with a web identity");
+    }
+    return true;
+}
+
+/* A URL kbridge may send web identity tokens to: https only, with a host. */
+static bool
+conf_check_sts_endpoint(const char *v, char *why, size_t whylen)
+{
+    if (strncasecmp(v, "https://", 8) != 0 || !v[8] || v[8] == '/') {
+        return conf_why(why, whylen,
+                        "expected https://HOST[:PORT][/PATH]: STS answers carry "
+                        "credentials, so plain http is refused");
+    }
+    if (strpbrk(v, " \"'<>\\^`{|}")) {
+        return conf_why(why, whylen, "contains a character not allowed in a URL");
+    }
+    return true;
+}
+
+/* gcp_metadata_host: a host or host:port, as GCE_METADATA_HOST takes it. */
+static bool
+conf_check_metadata_host(const char *v, char *why, size_t whylen)
+{
+    struct kb_hostport hp;
+    bool is_ip;
+
+    if (strchr(v, ':')) {
+        return conf_parse_hostport(v, &hp, why, whylen);
+    }
+    return conf_check_host(v, &is_ip, why, whylen);
+}
+
+bool
+conf_aws_region_from_host(const char *host, char *out, size_t outlen)
+{
+    static const char *const labels[] = {".kafka.", ".kafka-serverless.", NULL};
+    const char *suffix = NULL, *start = NULL, *end;
+    size_t hl = strlen(host), i;
+
+    if (hl > 14 && strcasecmp(host + hl - 14, ".amazonaws.com") == 0) {
+        suffix = host + hl - 14;
+    } else if (hl > 17 && strcasecmp(host + hl - 17, ".amazonaws.com.cn") == 0) {
+        suffix = host + hl - 17;
+    }
+    if (!suffix) {
+        return false;
+    }
+    for (i = 0; labels[i] && !start; i++) {
+        const char *c = strcasestr(host, labels[i]);
+
+        if (c && c < suffix) {
+            start = c + strlen(labels[i]);
+        }
+    }
+    if (!start) {
+        return false;
+    }
+    end = strchr(start, '.');
+    if (end != suffix || end == start || (size_t)(end - start) >= outlen) {
+        return false;
+    }
+    for (i = 0; start + i < end; i++) {
+        out[i] = (char)tolower((unsigned char)start[i]);
+    }
+    out[i] = '\0';
+    return true;
+}
+
+/*
+ * The aws_* and gcp_* keys: each value's form, the combinations that make sense, and the region
+ * (derived from the bootstrap hosts when unset). The region is required only when the credentials
+ * layer is in use (cc->aws_used); a SASL mechanism that signs with AWS credentials should set
+ * aws_used too before this runs, so its FILE:LINE error comes from here.
+ */
+static bool
+conf_check_aws(struct conf_parser *p, size_t sec)
+{
+    struct kb_cluster_conf *cc = &p->conf->clusters[sec - 1];
+    const struct conf_section *s = &p->sections[sec];
+    const struct {
+        const char *key;
+        const char *value;
+        bool (*check)(const char *v, char *why, size_t whylen);
+    } forms[] = {
+        {"aws_region", cc->aws_region, conf_check_region},
+        {"aws_role_arn", cc->aws_role_arn, conf_check_role_arn},
+        {"aws_role_session_name", cc->aws_role_session_name, conf_check_session_name},
+        {"aws_sts_endpoint", cc->aws_sts_endpoint, conf_check_sts_endpoint},
+        {"gcp_metadata_host", cc->gcp_metadata_host, conf_check_metadata_host},
+    };
+    char why[CONF_WHY_MAX], region[64];
+    size_t i;
+
+    cc->aws_used = cc->aws_used || cc->aws_credentials != KB_AWS_UNSET;
+    for (i = 0; conf_aws_keys[i]; i++) {
+        cc->aws_used = cc->aws_used || s->has_value[conf_key_index(conf_aws_keys[i])];
+    }
+    cc->line_aws = conf_key_line(p, sec, "aws_credentials");
+    for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        if (forms[i].value && !forms[i].check(forms[i].value, why, sizeof(why))) {
+            return conf_fail(p, conf_key_line(p, sec, forms[i].key), "invalid %s '%s' in [%s]: %s",
+                             forms[i].key, forms[i].value, cc->name, why);
+        }
+    }
+    for (i = 0; !cc->aws_region && i < cc->n_bootstrap; i++) {
+        if (conf_aws_region_from_host(cc->bootstrap[i].host, region, sizeof(region)) &&
+            !(cc->aws_region = strdup(region))) {
+            return conf_fail(p, 0, "out of memory");
+        }
+    }
+    if (!cc->aws_used) {
+        return true;
+    }
+    if (!cc->aws_region) {
+        return conf_fail(p, cc->line_aws,
+                         "no AWS region for [%s]: set aws_region (e.g. us-east-1); it is taken "
+                         "from a bootstrap host only when that is *.kafka.<region>.amazonaws.com",
+                         cc->name);
+    }
+    if (cc->aws_web_identity_token_file && !cc->aws_role_arn) {
+        return conf_fail(p, conf_key_line(p, sec, "aws_web_identity_token_file"),
+                         "aws_web_identity_token_file in [%s] needs aws_role_arn: the token is "
+                         "exchanged for that role's credentials",
+                         cc->name);
+    }
+    if (cc->aws_credentials == KB_AWS_GCP) {
+        if (!cc->aws_role_arn) {
+            return conf_fail(p, cc->line_aws,
+                             "aws_credentials = gcp in [%s] needs aws_role_arn: the Google ID "
+                             "token is exchanged at STS for that role's credentials",
+                             cc->name);
+        }
+        if (cc->aws_web_identity_token_file || cc->aws_profile) {
+            const char *key = cc->aws_profile ? "aws_profile" : "aws_web_identity_token_file";
+            return conf_fail(p, conf_key_line(p, sec, key),
+                             "%s in [%s] has no effect with aws_credentials = gcp (the token "
+                             "comes from the metadata server): remove it",
+                             key, cc->name);
+        }
+    } else if (cc->gcp_metadata_host || cc->gcp_audience) {
+        const char *key = cc->gcp_audience ? "gcp_audience" : "gcp_metadata_host";
+        return conf_fail(p, conf_key_line(p, sec, key),
+                         "%s in [%s] has no effect unless aws_credentials = gcp", key, cc->name);
+    }
+    return conf_check_file(p, sec, "aws_ca_file", cc->aws_ca_file) &&
+           conf_check_file(p, sec, "aws_web_identity_token_file", cc->aws_web_identity_token_file);
+}
+
 /* The line the broker ports of a cluster come from. */
 static int
 conf_ports_line(const struct conf_parser *p, size_t sec)
@@ -1193,7 +1433,7 @@ conf_check_cluster(struct conf_parser *p, size_t sec)
     cc->line_tls_ca_file = s->key_line[conf_key_index("tls_ca_file")];
     cc->line_tls_cert_file = s->key_line[conf_key_index("tls_cert_file")];
     cc->line_tls_key_file = s->key_line[conf_key_index("tls_key_file")];
-    if (!conf_check_sasl(p, sec)) {
+    if (!conf_check_sasl(p, sec) || !conf_check_aws(p, sec)) {
         return false;
     }
     if (!cc->tls) {
@@ -1465,6 +1705,18 @@ conf_cluster_warning(const struct kb_cluster_conf *cc, char *out, size_t outlen)
              "chmod 600 it",
              cc->sasl_password_file, cc->name, cc->sasl_secret->file_mode);
     return true;
+}
+
+const char *
+conf_aws_credentials_str(enum kb_aws_credentials c)
+{
+    return (unsigned)c <= KB_AWS_GCP ? conf_aws_credentials_names[c] : "?"; /* "" when unset */
+}
+
+const char *
+conf_aws_region(const struct kb_cluster_conf *cc)
+{
+    return cc->aws_region;
 }
 
 const char *

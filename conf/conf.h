@@ -27,6 +27,12 @@ enum kb_sasl_mechanism {
 };
 
 struct secret;
+/* aws_credentials: where the AWS credentials for IAM authentication come from (aws/creds.h). */
+enum kb_aws_credentials {
+    KB_AWS_UNSET = 0, /* not set: the chain below if an IAM mechanism needs credentials */
+    KB_AWS_DEFAULT,   /* the AWS SDK chain: env, web identity, shared files, IMDSv2 */
+    KB_AWS_GCP        /* a Google ID token from the GCE metadata server, exchanged at STS */
+};
 
 /* A parsed "host:port" or "[v6]:port". */
 struct kb_hostport {
@@ -72,6 +78,20 @@ struct kb_cluster_conf {
     char *sasl_password_file;              /* path, printed by conf_dump (never the password) */
     struct secret *sasl_secret;            /* loaded at conf_load, wiped when the snapshot is
                                               freed; NULL unless sasl_mechanism is set */
+    /* The AWS credentials layer (aws/creds.h); no key holds a secret, only where to find one. */
+    bool aws_used;                           /* aws_credentials or another aws_ / gcp_ key set */
+    int line_aws;                            /* line of aws_credentials, else the section's */
+    enum kb_aws_credentials aws_credentials; /* default KB_AWS_UNSET (means the SDK chain) */
+    char *aws_region;                  /* the key, else from the bootstrap hosts; NULL: neither */
+    char *aws_role_arn;                /* web identity / gcp: the role to assume; NULL if unset */
+    char *aws_web_identity_token_file; /* web identity token path; NULL: AWS_WEB_IDENTITY_TOKEN_FILE
+                                        */
+    char *aws_role_session_name;       /* NULL: derived from the host name (aws/creds.c) */
+    char *aws_profile;                 /* shared-file profile; NULL: AWS_PROFILE or "default" */
+    char *aws_sts_endpoint;  /* https://... ; NULL: AWS_ENDPOINT_URL_STS or the regional one */
+    char *aws_ca_file;       /* CA bundle for STS; NULL: AWS_CA_BUNDLE or the system store */
+    char *gcp_metadata_host; /* host[:port]; NULL: GCE_METADATA_HOST or metadata.google.internal */
+    char *gcp_audience;      /* ID token audience; NULL: "sts.amazonaws.com" */
 };
 
 /* A whole configuration snapshot. Read-only once returned by conf_load(). */
@@ -145,5 +165,20 @@ const char *conf_sasl_mechanism_str(enum kb_sasl_mechanism m); /* "" for KB_SASL
  * false, out untouched, when there is none.
  */
 bool conf_cluster_warning(const struct kb_cluster_conf *cc, char *out, size_t outlen);
+const char *conf_aws_credentials_str(enum kb_aws_credentials c);
+
+/*
+ * The AWS region of cc: aws_region, else the region in a bootstrap host
+ * "*.kafka.<region>.amazonaws.com" (or ".amazonaws.com.cn", or MSK Serverless's
+ * "*.kafka-serverless.<region>..."). NULL when neither gives one; conf_load() already refused that
+ * when cc->aws_used.
+ */
+const char *conf_aws_region(const struct kb_cluster_conf *cc);
+
+/*
+ * The region in an MSK broker host name as above, written into out (NUL-terminated); false when
+ * host is not one.
+ */
+bool conf_aws_region_from_host(const char *host, char *out, size_t outlen);
 
 #endif

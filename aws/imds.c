@@ -1,0 +1,269 @@
+/*
+ * imds.c - IMDSv2 credentials. Timeouts are short (1 s connect, 2 s total per call, as the AWS
+ * SDKs use): off EC2 the address does not answer, and the chain should fail fast with
+ * "not on EC2?" rather than stall a refresh.
+ */
+#include "aws/imds.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "aws/http.h"
+
+#define AWS_IMDS_CONNECT_MS 1000
+#define AWS_IMDS_TIMEOUT_MS 2000
+
+/* Skips JSON whitespace. */
+static const char *
+aws_json_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    return p;
+}
+
+/*
+ * Reads a JSON string at p (at its opening quote) into out (NULL: skip); returns the byte after
+ * the closing quote, or NULL when malformed or too long.
+ */
+static const char *
+aws_json_read_string(const char *p, const char *end, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    if (p >= end || *p != '"') {
+        return NULL;
+    }
+    for (p++; p < end && *p != '"'; p++) {
+        char c = *p;
+
+        if ((unsigned char)c < 0x20) {
+            return NULL;
+        }
+        if (c == '\\') {
+            if (++p >= end) {
+                return NULL;
+            }
+            switch (*p) {
+            case '"':
+            case '\\':
+            case '/':
+                c = *p;
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'u': {
+                char hex[5];
+                long v;
+
+                if (end - p < 5) {
+                    return NULL;
+                }
+                memcpy(hex, p + 1, 4);
+                hex[4] = '\0';
+                v = strtol(hex, NULL, 16);
+                if (v <= 0 || v >= 0x80 || strspn(hex, "0123456789abcdefABCDEF") != 4) {
+                    return NULL;
+                }
+                c = (char)v;
+                p += 4;
+                break;
+            }
+            default:
+                return NULL;
+            }
+        }
+        if (out) {
+            if (o + 1 >= outlen) {
+                return NULL;
+            }
+            out[o++] = c;
+        }
+    }
+    if (p >= end) {
+        return NULL;
+    }
+    if (out) {
+        out[o] = '\0';
+    }
+    return p + 1;
+}
+
+/* Skips one JSON value that is not a string (number, literal; nested values are refused). */
+static const char *
+aws_json_skip_scalar(const char *p, const char *end)
+{
+    const char *start = p;
+
+    while (p < end && *p != ',' && *p != '}' && *p != ' ' && *p != '\n' && *p != '\r' &&
+           *p != '\t') {
+        if (*p == '{' || *p == '[') {
+            return NULL;
+        }
+        p++;
+    }
+    return p > start ? p : NULL;
+}
+
+bool
+aws_json_string(const char *json, size_t len, const char *key, char *out, size_t outlen)
+{
+    const char *p = json, *end = json + len;
+    char name[64];
+
+    p = aws_json_ws(p, end);
+    if (p >= end || *p != '{') {
+        return false;
+    }
+    p = aws_json_ws(p + 1, end);
+    while (p < end && *p != '}') {
+        bool match;
+
+        if (!(p = aws_json_read_string(p, end, name, sizeof(name)))) {
+            return false;
+        }
+        match = strcmp(name, key) == 0;
+        p = aws_json_ws(p, end);
+        if (p >= end || *p != ':') {
+            return false;
+        }
+        p = aws_json_ws(p + 1, end);
+        if (p < end && *p == '"') {
+            if (match) {
+                return aws_json_read_string(p, end, out, outlen) != NULL;
+            }
+            p = aws_json_read_string(p, end, NULL, 0);
+        } else {
+            if (match) {
+                return false; /* present but not a string */
+            }
+            p = aws_json_skip_scalar(p, end);
+        }
+        if (!p) {
+            return false;
+        }
+        p = aws_json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = aws_json_ws(p + 1, end);
+        }
+    }
+    return false;
+}
+
+bool
+aws_imds_parse_credentials(const char *json, size_t len, struct aws_creds *out, char *err,
+                           size_t errlen)
+{
+    char code[64], when[64];
+
+    if (!aws_json_string(json, len, "Code", code, sizeof(code))) {
+        snprintf(err, errlen, "instance metadata credentials without a Code");
+        return false;
+    }
+    if (strcmp(code, "Success") != 0) {
+        snprintf(err, errlen, "instance metadata credentials have Code '%s', not Success", code);
+        return false;
+    }
+    if (!aws_json_string(json, len, "AccessKeyId", out->access_key_id,
+                         sizeof(out->access_key_id)) ||
+        !aws_json_string(json, len, "SecretAccessKey", out->secret, sizeof(out->secret)) ||
+        !aws_json_string(json, len, "Token", out->session_token, sizeof(out->session_token)) ||
+        !aws_json_string(json, len, "Expiration", when, sizeof(when))) {
+        snprintf(err, errlen,
+                 "instance metadata credentials lack AccessKeyId, SecretAccessKey, "
+                 "Token or Expiration");
+        return false;
+    }
+    if (!aws_parse_time(when, &out->expiration)) {
+        snprintf(err, errlen, "instance metadata credentials with an unreadable Expiration '%s'",
+                 when);
+        return false;
+    }
+    return true;
+}
+
+/* One IMDS call; the answer's body in resp. false with the reason (HTTP status included). */
+static bool
+aws_imds_call(const struct aws_settings *s, const char *method, const char *path,
+              const char *header, struct aws_http_resp *resp, char *err, size_t errlen)
+{
+    const char *headers[] = {header, NULL};
+    char url[1024], why[AWS_ERR_MAX];
+    struct aws_http_req req = {.method = method,
+                               .url = url,
+                               .headers = headers,
+                               .connect_timeout_ms = AWS_IMDS_CONNECT_MS,
+                               .timeout_ms = AWS_IMDS_TIMEOUT_MS};
+
+    snprintf(url, sizeof(url), "%s%s", s->imds_endpoint, path);
+    if (!aws_http_do(&req, resp, why, sizeof(why))) {
+        snprintf(err, errlen, "%s %s: %s (not on EC2?)", method, url, why);
+        return false;
+    }
+    if (resp->status != 200) {
+        snprintf(err, errlen, "%s %s: HTTP %ld%s", method, url, resp->status,
+                 resp->status == 404 ? " (no IAM role attached to the instance?)" : "");
+        return false;
+    }
+    return true;
+}
+
+bool
+aws_imds_fetch(const struct aws_settings *s, struct aws_creds *out, char *err, size_t errlen)
+{
+    struct aws_http_resp resp = {0};
+    char header[256], role[256], path[512];
+    size_t n;
+    bool ok = false;
+
+    if (!aws_imds_call(s, "PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 21600",
+                       &resp, err, errlen)) {
+        goto fail;
+    }
+    n = strcspn(resp.body, "\r\n");
+    if (n == 0 || n + 32 > sizeof(header)) {
+        snprintf(err, errlen, "IMDSv2 gave an empty or oversized session token");
+        goto fail;
+    }
+    snprintf(header, sizeof(header), "X-aws-ec2-metadata-token: %.*s", (int)n, resp.body);
+    aws_http_resp_free(&resp);
+    if (!aws_imds_call(s, "GET", "/latest/meta-data/iam/security-credentials/", header, &resp, err,
+                       errlen)) {
+        goto fail;
+    }
+    n = strcspn(resp.body, "\r\n");
+    if (n == 0 || n >= sizeof(role) || strchr(resp.body, '/')) {
+        snprintf(err, errlen, "IMDSv2 lists no IAM role: attach an instance profile");
+        goto fail;
+    }
+    memcpy(role, resp.body, n);
+    role[n] = '\0';
+    aws_http_resp_free(&resp);
+    snprintf(path, sizeof(path), "/latest/meta-data/iam/security-credentials/%s", role);
+    if (!aws_imds_call(s, "GET", path, header, &resp, err, errlen) ||
+        !aws_imds_parse_credentials(resp.body, resp.len, out, err, errlen)) {
+        goto fail;
+    }
+    ok = true;
+fail:
+    aws_http_resp_free(&resp);
+    OPENSSL_cleanse(header, sizeof(header));
+    return ok;
+}
