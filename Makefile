@@ -25,7 +25,7 @@ KB_INC  := -I. -Ikafka_protocol
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
+.PHONY: all deps test test-run demo-run deb deb-check unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
         bench clean check-headers format format-check mock install uninstall docker-check \
         deploy-test valgrind-test soak
 all: $(BUILD)/kbridge
@@ -116,9 +116,21 @@ $(UNIT_BIN): | $(BUILD)/certs/ca.pem
 $(BUILD)/certs/ca.pem: tests/integration/gen_certs.sh
 	sh tests/integration/gen_certs.sh $(BUILD)/certs
 
-test: unit-test golden-test conf-test deploy-test integration-test
+# make demo and make test first install what they need and is missing (scripts/deps.list, one
+# apt-get; kafkajs with npm ci), then run in a fresh make that sees the new pkg-config files.
+# KB_NO_DEPS=1 skips that step.
+deps:
+	@sh scripts/deps.sh
 
-demo: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
+test:
+	@sh scripts/deps.sh build test
+	@$(MAKE) --no-print-directory test-run
+test-run: unit-test golden-test conf-test deploy-test integration-test
+
+demo:
+	@sh scripts/deps.sh build demo
+	@$(MAKE) --no-print-directory demo-run
+demo-run: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
 	KB_BUILD=$(abspath $(BUILD)) sh examples/demo.sh
 
 # ASan + UBSan build of everything, then the whole suite against it. A small quarantine keeps
