@@ -1,5 +1,5 @@
 # minbase.sh - sourced by docker_check.sh and deb_check.sh: the cached Debian 12 minbase root.
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2154  # cache and mirror come from the caller
 # minbase_tar: sets $base to a tar of `debootstrap --variant=minbase bookworm`, built once and
 # cached in $cache (rebuilt with KB_DEPLOY_REFRESH=1 or when older than 7 days). Needs $cache,
 # $mirror and a die function from the caller; root and debootstrap.
