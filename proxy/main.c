@@ -52,9 +52,9 @@ usage(FILE *out)
             "1 a check failed, 2 configuration error). See kbridge check --help.\n"
             "\n"
             "Signals: SIGHUP reloads FILE (an invalid file is rejected, the old config keeps\n"
-            "serving; a configuration from flags is kept as it is); SIGTERM/SIGINT stop accepting, "
-            "let requests in flight finish within\n"
-            "drain_timeout_ms, then exit 0 (a second signal exits at once).\n");
+            "serving; a configuration from flags stays as it is); SIGTERM/SIGINT stop\n"
+            "accepting, let requests in flight finish within drain_timeout_ms, then exit 0\n"
+            "(a second signal exits at once).\n");
 }
 
 /* Builds every cluster's TLS context once, to surface certificate/key errors as config errors. */
