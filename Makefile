@@ -25,7 +25,7 @@ KB_INC  := -I. -Ikafka_protocol
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-run demo-run deb deb-run deb-check unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
+.PHONY: all deps test test-run demo-run deb deb-run deb-check fresh-check unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
         bench clean check-headers format format-check mock install uninstall docker-check \
         deploy-test valgrind-test soak
 all: $(BUILD)/kbridge
@@ -203,6 +203,11 @@ deb-run:
 	sh packaging/deb/build.sh $(DEB_BUILD) $(BUILD)
 deb-check: deb
 	sh tests/deploy/deb_check.sh $(BUILD)/kbridge_*.deb
+
+# make demo on a machine with nothing installed: a debootstrap root with only `make` added
+# (root, Debian mirror, minutes: CI).
+fresh-check:
+	sh tests/deploy/fresh_check.sh
 
 # The Dockerfile's build and runtime stages in debootstrap roots (root, Debian mirror, minutes).
 docker-check:
