@@ -44,7 +44,10 @@ trap 'exit 130' INT TERM
 root=$work/root
 mkdir -p "$root/src"
 tar -C "$root" --numeric-owner -xpf "$base"
+# What an installed machine has and debootstrap leaves out: name service for the mirror and a
+# hosts file ('localhost' is in the demo's and the tests' configurations).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+[ -e "$root/etc/hosts" ] || cp /etc/hosts "$root/etc/hosts"
 # The files a clone has: tracked and new ones, never build output or node_modules.
 (cd "$repo" && git ls-files -z -co --exclude-standard | grep -zv '^tests/integration/kafkajs/node_modules/' |
     tar --null -T - -cf -) | tar -C "$root/src" -xf -
