@@ -3,6 +3,9 @@
 #   docker build -t kbridge:latest .
 #   docker run --rm -p 127.0.0.1:9092-9192:9092-9192 \
 #       -v "$PWD/my.ini:/etc/kbridge/kbridge.ini:ro" kbridge:latest
+#   docker run --rm -p 127.0.0.1:9092-9192:9092-9192 kbridge:latest \
+#       --bootstrap-servers b-1.X.kafka.REGION.amazonaws.com:9094 --listen 0.0.0.0:9092 \
+#       --advertised-host 127.0.0.1          (flags instead of a file: they replace CMD)
 #
 # Two stages: a full Debian 12 toolchain builds the binary with the Makefile's -Werror flags;
 # the runtime stage is bookworm-slim with only the shared libraries kbridge links and the CA
@@ -17,13 +20,14 @@
 # ---- build ------------------------------------------------------------------------------------
 FROM debian:bookworm AS build
 
+WORKDIR /src
+# The build packages come from the project's one list (scripts/deps.list, group build), copied
+# on its own first so this layer stays cached while the sources change.
+COPY scripts/deps.sh scripts/deps.list scripts/
 RUN set -eux; \
-    apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        build-essential pkg-config libevent-dev libssl-dev libinih-dev librdkafka-dev; \
+    DEBIAN_FRONTEND=noninteractive sh scripts/deps.sh build; \
     rm -rf /var/lib/apt/lists/*
 
-WORKDIR /src
 # The context is an allow-list (.dockerignore): sources and deploy/docker/ only, never build
 # directories, certificates or .git.
 COPY . .
@@ -74,5 +78,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9644 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && IFS= read -r -t 4 status <&3 && case $status in 'HTTP/1.'[01]' 200'*) exit 0 ;; *) exit 1 ;; esac"]
 
 STOPSIGNAL SIGTERM
+# The command is kbridge's arguments: the default file, or flags that replace it
+# (`docker run kbridge:latest --bootstrap-servers HOST:PORT ...`, see docs/config.md), or
+# `check ...` / `--check-config`.
 ENTRYPOINT ["/usr/local/bin/kbridge"]
 CMD ["-c", "/etc/kbridge/kbridge.ini"]

@@ -25,7 +25,7 @@ KB_INC  := -I. -Ikafka_protocol
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
+.PHONY: all deps test test-run demo-run deb deb-run deb-check fresh-check unit-test golden-test conf-test integration-test demo asan test-asan fuzz \
         bench clean check-headers format format-check mock install uninstall docker-check \
         deploy-test valgrind-test soak
 all: $(BUILD)/kbridge
@@ -143,9 +143,21 @@ $(UNIT_BIN): | $(BUILD)/certs/ca.pem
 $(BUILD)/certs/ca.pem: tests/integration/gen_certs.sh
 	sh tests/integration/gen_certs.sh $(BUILD)/certs
 
-test: unit-test golden-test conf-test deploy-test integration-test
+# make demo and make test first install what they need and is missing (scripts/deps.list, one
+# apt-get; kafkajs with npm ci), then run in a fresh make that sees the new pkg-config files.
+# KB_NO_DEPS=1 skips that step.
+deps:
+	@sh scripts/deps.sh
 
-demo: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
+test:
+	@sh scripts/deps.sh build test
+	@$(MAKE) --no-print-directory test-run
+test-run: unit-test golden-test conf-test deploy-test integration-test
+
+demo:
+	@sh scripts/deps.sh build demo
+	@$(MAKE) --no-print-directory demo-run
+demo-run: $(BUILD)/kbridge $(BUILD)/kbmock $(BUILD)/certs/ca.pem
 	KB_BUILD=$(abspath $(BUILD)) sh examples/demo.sh
 
 # ASan + UBSan build of everything, then the whole suite against it. A small quarantine keeps
@@ -204,6 +216,26 @@ uninstall:
 	    $(DESTDIR)$(SYSTEMDUNITDIR)/kbridge.service $(DESTDIR)$(SYSUSERSDIR)/kbridge.conf
 	rmdir $(DESTDIR)$(SYSCONFDIR)/kbridge 2>/dev/null || true
 
+# Debian package: build/kbridge_<version>_<arch>.deb (packaging/deb/build.sh), from a build
+# with Debian's hardening flags in $(DEB_BUILD). deb-check installs it into a debootstrap root
+# and runs it there (root, Debian mirror: CI).
+DEB_BUILD ?= build-deb
+deb:
+	@sh scripts/deps.sh build deb
+	@$(MAKE) --no-print-directory deb-run
+deb-run:
+	$(MAKE) --no-print-directory BUILD=$(DEB_BUILD) OPT="$$(dpkg-buildflags --get CFLAGS)" \
+	    EXTRA_CFLAGS="$$(dpkg-buildflags --get CPPFLAGS)" \
+	    LDFLAGS="$$(dpkg-buildflags --get LDFLAGS) -Wl,-z,now" $(DEB_BUILD)/kbridge
+	sh packaging/deb/build.sh $(DEB_BUILD) $(BUILD)
+deb-check: deb
+	sh tests/deploy/deb_check.sh $(BUILD)/kbridge_*.deb
+
+# make demo on a machine with nothing installed: a debootstrap root with only `make` added
+# (root, Debian mirror, minutes: CI).
+fresh-check:
+	sh tests/deploy/fresh_check.sh
+
 # The Dockerfile's build and runtime stages in debootstrap roots (root, Debian mirror, minutes).
 docker-check:
 	sh tests/deploy/docker_check.sh
@@ -224,7 +256,7 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-deb
 
 # Live tests at modern protocol versions: librdkafka 2.12 built once from npm's node-rdkafka@3.6.1
 # (the first run needs the npm registry, so it is not part of `make test`; CI runs it).

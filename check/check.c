@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/ssl.h>
@@ -29,6 +30,9 @@
 /* The command line. */
 struct check_opts {
     const char *path;    /* -c */
+    char **flags;        /* configuration flags (conf_load_flags), instead of -c */
+    int n_flags;         /* tokens in flags; 0 = use path */
+    char **rest;         /* argv without the flags, for getopt */
     const char *cluster; /* --cluster, NULL for all */
     bool json;           /* --json */
     const char *topic;   /* --produce-test, NULL when not asked for */
@@ -50,12 +54,15 @@ check_usage(FILE *out)
 {
     fprintf(out,
             "usage: kbridge check [-c FILE] [--cluster NAME] [--json] [--produce-test TOPIC]\n"
+            "       kbridge check --bootstrap-servers HOST:PORT[,...] [--KEY VALUE...] [...]\n"
             "\n"
             "Checks every bootstrap server and every broker of each cluster, step by step:\n"
             "DNS, TCP connect, TLS handshake, certificate chain, host name, Kafka ApiVersions\n"
             "and Metadata. Each failure is named with its likely cause and a fix.\n"
             "\n"
             "  -c, --config FILE        configuration file (default " CHECK_DEFAULT_CONFIG ")\n"
+            "  --KEY VALUE              instead of -c: one cluster from flags, as for kbridge\n"
+            "                           itself (--bootstrap-servers, --tls-ca-file, ...)\n"
             "      --cluster NAME       check this cluster only\n"
             "      --json               print one JSON document instead of one line per step\n"
             "      --produce-test TOPIC also produce one message to TOPIC through the running\n"
@@ -74,16 +81,27 @@ check_parse(int argc, char **argv, struct check_opts *o)
         {"json", no_argument, NULL, 'j'},         {"produce-test", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
-    int c;
+    static const char *const own[] = {"config", "cluster", "json", "produce-test", "help", NULL};
+    bool has_path = false;
+    int c, n_rest;
 
     memset(o, 0, sizeof(*o));
     o->path = CHECK_DEFAULT_CONFIG;
+    o->rest = calloc((size_t)argc + 1, sizeof(*o->rest));
+    o->flags = calloc((size_t)argc + 1, sizeof(*o->flags));
+    if (!o->rest || !o->flags) {
+        fprintf(stderr, "kbridge check: out of memory\n");
+        return 1;
+    }
+    /* Configuration flags go to conf_load_flags(), the rest to getopt. */
+    conf_split_args(argc, argv, own, o->rest, &n_rest, o->flags, &o->n_flags);
     optind = 1;
     opterr = 0; /* getopt would name the program "check" */
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(n_rest, o->rest, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->path = optarg;
+            has_path = true;
             break;
         case 'C':
             o->cluster = optarg;
@@ -99,15 +117,23 @@ check_parse(int argc, char **argv, struct check_opts *o)
             return 0;
         default:
             fprintf(stderr, "kbridge check: unknown option or missing value: %s\n",
-                    argv[optind - 1]);
+                    o->rest[optind - 1]);
             check_usage(stderr);
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "kbridge check: unexpected argument '%s'\n", argv[optind]);
+    if (optind < n_rest) {
+        fprintf(stderr, "kbridge check: unexpected argument '%s'\n", o->rest[optind]);
         check_usage(stderr);
         return 2;
+    }
+    if (has_path && o->n_flags > 0) {
+        fprintf(stderr, "kbridge check: %s: give either -c FILE or configuration flags, not both\n",
+                o->flags[0]);
+        return 2;
+    }
+    if (o->n_flags > 0) {
+        o->path = "command line";
     }
     if (o->topic && !*o->topic) {
         fprintf(stderr, "kbridge check: --produce-test needs a topic name\n");
@@ -275,12 +301,17 @@ check_main(int argc, char **argv)
 
     rc = check_parse(argc, argv, &o);
     if (rc >= 0) {
+        free(o.rest);
+        free(o.flags);
         return rc;
     }
     /* A peer that hangs up mid-write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     check_report_init(&rep, stdout, o.json, o.topic != NULL);
-    conf = conf_load(o.path, rep.error, sizeof(rep.error));
+    conf = o.n_flags > 0 ? conf_load_flags(o.n_flags, o.flags, rep.error, sizeof(rep.error))
+                         : conf_load(o.path, rep.error, sizeof(rep.error));
+    free(o.rest);
+    free(o.flags);
     for (i = 0; conf && i < conf->n_clusters; i++) {
         if (o.cluster && strcmp(o.cluster, conf->clusters[i].name) != 0) {
             continue;

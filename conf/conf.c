@@ -162,6 +162,8 @@ struct conf_parser {
     char *err;                     /* the caller's buffer */
     size_t errlen;                 /* its size */
     bool failed;                   /* err holds the first error */
+    char *const *args;             /* conf_load_flags(): the flag tokens; NULL for a file */
+    int nargs;                     /* tokens in args */
 };
 
 /* One port range a section listens on, for clash checks. */
@@ -203,14 +205,35 @@ conf_fail(struct conf_parser *p, int line, const char *fmt, ...)
         return false;
     }
     p->failed = true;
-    n = line > 0 ? snprintf(p->err, p->errlen, "%s:%d: ", p->path, line)
-                 : snprintf(p->err, p->errlen, "%s: ", p->path);
+    if (p->args && line > 0 && line <= p->nargs) {
+        /* A flag's "line" is its token number; the message names the flag, not its value. */
+        const char *flag = p->args[line - 1];
+        n = snprintf(p->err, p->errlen, "%s: %.*s: ", p->path, (int)strcspn(flag, "="), flag);
+    } else {
+        n = line > 0 ? snprintf(p->err, p->errlen, "%s:%d: ", p->path, line)
+                     : snprintf(p->err, p->errlen, "%s: ", p->path);
+    }
     if (n >= 0 && (size_t)n < p->errlen) {
         va_start(ap, fmt);
         vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
     return false;
+}
+
+/* Where a line number points, for messages: "line N" in a file, the flag ("--listen") or "the
+ * defaults" for conf_load_flags(). Returns buf. */
+static const char *
+conf_where(const struct conf_parser *p, int line, char *buf, size_t len)
+{
+    if (!p->args) {
+        snprintf(buf, len, "line %d", line);
+    } else if (line > 0 && line <= p->nargs) {
+        snprintf(buf, len, "%.*s", (int)strcspn(p->args[line - 1], "="), p->args[line - 1]);
+    } else {
+        snprintf(buf, len, "the defaults");
+    }
+    return buf;
 }
 
 static char *
@@ -989,7 +1012,7 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
     struct conf_parser *p = user;
     const struct conf_key *k;
     struct conf_section *sec;
-    char why[CONF_WHY_MAX];
+    char why[CONF_WHY_MAX], where[CONF_NAME_MAX + 8];
     size_t i;
 
     (void)section; /* the reader tracks sections */
@@ -1012,8 +1035,9 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
     i = (size_t)(k - conf_keys);
     sec = &p->sections[p->cur];
     if (sec->key_line[i]) {
-        return conf_fail(p, p->line, "duplicate key '%s' in [%s] (first set at line %d)", name,
-                         conf_section_name(p, (size_t)p->cur), sec->key_line[i]);
+        return conf_fail(p, p->line, "duplicate key '%s' in [%s] (first set at %s)", name,
+                         conf_section_name(p, (size_t)p->cur),
+                         conf_where(p, sec->key_line[i], where, sizeof(where)));
     }
     sec->key_line[i] = p->line;
     if (!*value) {
@@ -1469,7 +1493,7 @@ static bool
 conf_check_ports(struct conf_parser *p)
 {
     const struct kb_conf *conf = p->conf;
-    char a[CONF_NAME_MAX + 64], b[CONF_NAME_MAX + 64];
+    char a[CONF_NAME_MAX + 64], b[CONF_NAME_MAX + 64], where[CONF_NAME_MAX + 8];
     struct conf_claim *claims, *x, *y;
     size_t n = 0, i, j;
     bool ok = true;
@@ -1499,10 +1523,10 @@ conf_check_ports(struct conf_parser *p)
             x = claims[i].line >= claims[j].line ? &claims[i] : &claims[j];
             y = x == &claims[i] ? &claims[j] : &claims[i];
             ok = conf_fail(p, x->line,
-                           "port clash between %s and %s (line %d): every port "
+                           "port clash between %s and %s (%s): every port "
                            "kbridge listens on must be unique",
                            conf_claim_str(p, x, a, sizeof(a)), conf_claim_str(p, y, b, sizeof(b)),
-                           y->line);
+                           conf_where(p, y->line, where, sizeof(where)));
         }
     }
     free(claims);
@@ -1589,6 +1613,202 @@ fail:
     conf_parser_close(&p);
     conf_free(p.conf);
     return NULL;
+}
+
+/* "--KEY..." of a flag token as the key name ('-' becomes '_') into key. false if not a flag. */
+static bool
+conf_flag_key(const char *tok, char *key, size_t keylen)
+{
+    size_t len, i;
+
+    if (strncmp(tok, "--", 2) != 0) {
+        return false;
+    }
+    tok += 2;
+    len = strcspn(tok, "=");
+    if (len == 0 || len >= keylen) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        key[i] = tok[i] == '-' ? '_' : tok[i];
+    }
+    key[len] = '\0';
+    return true;
+}
+
+/* Writes key as a flag ("--" and '_' as '-') into out; returns out. */
+static const char *
+conf_key_flag(const char *key, char *out, size_t outlen)
+{
+    size_t i;
+
+    snprintf(out, outlen, "--%s", key);
+    for (i = 2; out[i]; i++) {
+        out[i] = out[i] == '_' ? '-' : out[i];
+    }
+    return out;
+}
+
+/* An unknown flag, with the closest key of either kind as a suggestion. */
+static bool
+conf_unknown_flag(struct conf_parser *p, const char *key)
+{
+    const struct conf_key *k = conf_suggest(key, CONF_CLUSTER);
+    char a[CONF_NAME_MAX + 2], b[CONF_NAME_MAX + 2];
+
+    if (!k) {
+        k = conf_suggest(key, CONF_GLOBAL);
+    }
+    if (k) {
+        return conf_fail(p, p->line, "unknown flag '%s' (did you mean '%s'?)",
+                         conf_key_flag(key, a, sizeof(a)), conf_key_flag(k->name, b, sizeof(b)));
+    }
+    return conf_fail(p, p->line, "unknown flag '%s': see kbridge --help and docs/config.md",
+                     conf_key_flag(key, a, sizeof(a)));
+}
+
+/*
+ * The value of the flag at args[*i] (its "=VALUE" part or the next token); advances *i past
+ * both. NULL, with the error recorded, when the value is missing.
+ */
+static const char *
+conf_flag_value(struct conf_parser *p, int *i)
+{
+    const char *tok = p->args[*i], *eq = strchr(tok, '=');
+
+    p->line = *i + 1;
+    if (eq) {
+        *i += 1;
+        return eq + 1;
+    }
+    if (*i + 1 >= p->nargs) {
+        conf_fail(p, p->line, "needs a value: %s VALUE or %s=VALUE", tok, tok);
+        return NULL;
+    }
+    *i += 2;
+    return p->args[*i - 1];
+}
+
+struct kb_conf *
+conf_load_flags(int nargs, char *const *args, char *err, size_t errlen)
+{
+    struct conf_parser p = {.path = "command line",
+                            .cur = -1,
+                            .err = err,
+                            .errlen = errlen,
+                            .args = args,
+                            .nargs = nargs};
+    char key[CONF_NAME_MAX], header[CONF_NAME_MAX + 2];
+    const char *name = "kbridge", *value;
+    int i, name_line = 0;
+
+    p.conf = calloc(1, sizeof(*p.conf));
+    if (!p.conf || !(p.conf->path = strdup(p.path))) {
+        conf_fail(&p, 0, "out of memory");
+        goto fail;
+    }
+    p.conf->refcount = 1;
+    p.conf->from_flags = true;
+    if (!conf_grow(&p)) {
+        goto fail;
+    }
+    /* --name first: the cluster section has to exist before its keys arrive. */
+    for (i = 0; i < nargs;) {
+        bool is_name = conf_flag_key(args[i], key, sizeof(key)) && strcmp(key, "name") == 0;
+
+        if (!(value = conf_flag_value(&p, &i))) {
+            goto fail;
+        }
+        if (is_name) {
+            name = value;
+            name_line = p.line;
+        }
+    }
+    if (strlen(name) >= CONF_NAME_MAX || strchr(name, ']')) {
+        conf_fail(&p, name_line,
+                  "invalid --name '%s': use 1 to %d letters, digits, '-', '.' or '_'", name,
+                  CONF_NAME_MAX - 1);
+        goto fail;
+    }
+    snprintf(header, sizeof(header), "[%s]", name);
+    p.line = name_line;
+    if (!conf_section_begin(&p, header)) {
+        goto fail;
+    }
+    if (p.cur == 0) {
+        conf_fail(&p, name_line, "--name global is reserved for the [global] section");
+        goto fail;
+    }
+    for (i = 0; i < nargs;) {
+        const struct conf_key *k;
+        int at = i;
+
+        if (!conf_flag_key(args[i], key, sizeof(key))) {
+            p.line = 0;
+            conf_fail(&p, 0, "unexpected argument '%s': flags are --KEY VALUE or --KEY=VALUE",
+                      args[i]);
+            goto fail;
+        }
+        value = conf_flag_value(&p, &i);
+        if (strcmp(key, "name") == 0) {
+            continue;
+        }
+        k = conf_find_key(key, CONF_CLUSTER);
+        if (!k) {
+            k = conf_find_key(key, CONF_GLOBAL);
+        }
+        p.line = at + 1;
+        if (!k) {
+            conf_unknown_flag(&p, key);
+            goto fail;
+        }
+        /* The same handler as a "key = value" line of that section in a file. */
+        p.cur = k->kind == CONF_GLOBAL ? 0 : 1;
+        if (!conf_handler(&p, NULL, k->name, value)) {
+            goto fail;
+        }
+    }
+    p.line = 0;
+    if (!conf_finish(&p)) {
+        goto fail;
+    }
+    conf_parser_close(&p);
+    return p.conf;
+fail:
+    conf_parser_close(&p);
+    conf_free(p.conf);
+    return NULL;
+}
+
+void
+conf_split_args(int argc, char **argv, const char *const *own, char **rest, int *n_rest,
+                char **flags, int *n_flags)
+{
+    int i, j;
+
+    *n_rest = 0;
+    *n_flags = 0;
+    if (argc > 0) {
+        rest[(*n_rest)++] = argv[0];
+    }
+    for (i = 1; i < argc; i++) {
+        const char *tok = argv[i];
+        bool mine = strncmp(tok, "--", 2) != 0 || tok[2] == '\0';
+
+        for (j = 0; !mine && own[j]; j++) {
+            size_t len = strlen(own[j]);
+            mine =
+                strncmp(tok + 2, own[j], len) == 0 && (tok[2 + len] == '\0' || tok[2 + len] == '=');
+        }
+        if (mine) {
+            rest[(*n_rest)++] = argv[i];
+            continue;
+        }
+        flags[(*n_flags)++] = argv[i];
+        if (!strchr(tok, '=') && i + 1 < argc) {
+            flags[(*n_flags)++] = argv[++i];
+        }
+    }
 }
 
 struct kb_conf *

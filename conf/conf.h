@@ -97,7 +97,8 @@ struct kb_cluster_conf {
 /* A whole configuration snapshot. Read-only once returned by conf_load(). */
 struct kb_conf {
     atomic_int refcount;              /* conf_ref/conf_unref (any thread); freed at zero */
-    char *path;                       /* the file it was loaded from */
+    char *path;                       /* the file it was loaded from, or "command line" */
+    bool from_flags;                  /* built by conf_load_flags(): there is no file to reload */
     enum kb_log_level log_level;      /* default info */
     enum kb_log_format log_format;    /* default text */
     bool has_admin;                   /* admin_listen set */
@@ -122,6 +123,27 @@ struct kb_conf {
  * it reads sasl_password_file into the snapshot (see conf/secret.h), so a reload re-reads it.
  */
 struct kb_conf *conf_load(const char *path, char *err, size_t errlen);
+
+/*
+ * Builds the same snapshot as conf_load() from command-line flags instead of a file: one
+ * cluster section (named by --name, default "kbridge") and [global]. args are the flag tokens in
+ * order, each "--KEY=VALUE" or "--KEY" followed by its VALUE token, KEY being any key of
+ * docs/config.md with '-' for '_' (--bootstrap-servers, --log-level, ...). Every value goes
+ * through the INI handler, then the same defaults and validation, so errors carry the INI
+ * wording behind a "command line: --FLAG VALUE: " prefix instead of "PATH:LINE: ". The result has
+ * path "command line" and from_flags set. NULL with one line in err on failure.
+ */
+struct kb_conf *conf_load_flags(int nargs, char *const *args, char *err, size_t errlen);
+
+/*
+ * Splits argv[1..argc-1] for a command that also takes configuration flags: every token that
+ * starts with "--" and is not one of own (NULL-terminated long option names, without "--";
+ * "--NAME=VALUE" forms match too) goes to flags, with the token after it when it has no '=';
+ * everything else goes to rest, after rest[0] = argv[0]. rest and flags must have room for argc
+ * pointers; they point into argv. Sets *n_rest and *n_flags.
+ */
+void conf_split_args(int argc, char **argv, const char *const *own, char **rest, int *n_rest,
+                     char **flags, int *n_flags);
 
 /* References are counted without locks: take and drop them on the event-loop thread. */
 struct kb_conf *conf_ref(struct kb_conf *conf); /* returns conf */

@@ -25,8 +25,12 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-            "usage: kbridge [-c FILE] [--check-config]\n"
-            "       kbridge check [-c FILE] [--cluster NAME] [--json] [--produce-test TOPIC]\n"
+            "usage: kbridge [-c FILE] [--check-config | --print-config]\n"
+            "       kbridge --bootstrap-servers HOST:PORT[,HOST:PORT...] [--KEY VALUE...]\n"
+            "               [--check-config | --print-config]\n"
+            "       kbridge check [-c FILE | --bootstrap-servers ... [--KEY VALUE...]] [--cluster "
+            "NAME]\n"
+            "                     [--json] [--produce-test TOPIC]\n"
             "       kbridge --version | --help\n"
             "\n"
             "Plaintext Kafka on localhost in, verified TLS to the brokers out; every broker\n"
@@ -35,6 +39,12 @@ usage(FILE *out)
             "  -c, --config FILE   configuration file (default " KB_DEFAULT_CONFIG ")\n"
             "      --check-config  validate FILE (including TLS files), print the effective\n"
             "                      configuration, exit 0 if valid, 2 if not\n"
+            "      --print-config  print the configuration as an INI file (defaults filled in)\n"
+            "                      and exit 0, 2 if it is invalid\n"
+            "  --KEY VALUE         without -c: one cluster from flags, one per config key with\n"
+            "                      '-' for '_' (--listen, --broker-port-base, --tls-ca-file,\n"
+            "                      --log-level, --admin-listen, ...; --name sets the section\n"
+            "                      name, default kbridge); same defaults and checks as the file\n"
             "  -V, --version       print the version\n"
             "  -h, --help          this text\n"
             "\n"
@@ -43,8 +53,9 @@ usage(FILE *out)
             "1 a check failed, 2 configuration error). See kbridge check --help.\n"
             "\n"
             "Signals: SIGHUP reloads FILE (an invalid file is rejected, the old config keeps\n"
-            "serving); SIGTERM/SIGINT stop accepting, let requests in flight finish within\n"
-            "drain_timeout_ms, then exit 0 (a second signal exits at once).\n");
+            "serving; a configuration from flags stays as it is); SIGTERM/SIGINT stop\n"
+            "accepting, let requests in flight finish within drain_timeout_ms, then exit 0\n"
+            "(a second signal exits at once).\n");
 }
 
 /* Builds every cluster's TLS context once, to surface certificate/key errors as config errors. */
@@ -128,29 +139,42 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'C'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+        {"print-config", no_argument, NULL, 'P'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
+    static const char *const own[] = {"config",  "check-config", "print-config",
+                                      "version", "help",         NULL};
     const char *path = KB_DEFAULT_CONFIG;
-    bool check_only = false;
+    bool check_only = false, print_only = false, has_path = false;
     struct kb_conf *conf;
     struct kb_proxy *proxy;
     char err[1024];
-    int c, rc;
+    char **rest, **flags;
+    int c, rc, n_rest, n_flags;
 
     if (argc > 1 && strcmp(argv[1], "check") == 0) {
         return check_main(argc - 1, argv + 1); /* argv[0] becomes "check" */
     }
-    while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+    /* Configuration flags (--bootstrap-servers ...) go to conf_load_flags(), the rest to getopt. */
+    rest = calloc((size_t)argc + 1, sizeof(*rest));
+    flags = calloc((size_t)argc + 1, sizeof(*flags));
+    if (!rest || !flags) {
+        fprintf(stderr, "kbridge: out of memory\n");
+        return 1;
+    }
+    conf_split_args(argc, argv, own, rest, &n_rest, flags, &n_flags);
+    while ((c = getopt_long(n_rest, rest, "c:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
+            has_path = true;
             break;
         case 'C':
             check_only = true;
+            break;
+        case 'P':
+            print_only = true;
             break;
         case 'V':
             printf("kbridge %s (%s)\n", KB_VERSION, OpenSSL_version(OPENSSL_VERSION));
@@ -163,16 +187,29 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "kbridge: unexpected argument '%s'\n", argv[optind]);
+    if (optind < n_rest) {
+        fprintf(stderr, "kbridge: unexpected argument '%s'\n", rest[optind]);
         usage(stderr);
         return 2;
     }
+    if (has_path && n_flags > 0) {
+        fprintf(stderr, "kbridge: %s: give either -c FILE or configuration flags, not both\n",
+                flags[0]);
+        return 2;
+    }
 
-    conf = conf_load(path, err, sizeof(err));
+    conf = n_flags > 0 ? conf_load_flags(n_flags, flags, err, sizeof(err))
+                       : conf_load(path, err, sizeof(err));
+    free(rest);
+    free(flags);
     if (!conf) {
         fprintf(stderr, "%s\n", err);
         return 2;
+    }
+    if (print_only) {
+        conf_dump(conf, stdout);
+        conf_unref(conf);
+        return 0;
     }
     if (check_only) {
         rc = check_tls(conf);
@@ -182,6 +219,7 @@ main(int argc, char **argv)
         conf_unref(conf);
         return rc;
     }
+    path = n_flags > 0 ? "command line" : path;
 
     signal(SIGPIPE, SIG_IGN);
     /* Relaying churns through 64-256 KiB buffers. By default glibc hands freed memory at the top

@@ -195,6 +195,11 @@ proxy_reload(struct kb_proxy *p)
         log_warn("reload ignored: draining");
         return;
     }
+    if (p->conf->from_flags) {
+        log_warn("reload ignored: the configuration came from command-line flags, not a file; "
+                 "restart kbridge with new flags (or use -c FILE) to change it");
+        return;
+    }
     log_info("reloading %s", p->path);
     conf = conf_load(p->path, err, sizeof(err));
     if (!conf) {

@@ -5,19 +5,24 @@
 #   gcloud dataproc clusters create CLUSTER --region REGION --image-version 2.2-debian12 \
 #       --initialization-actions gs://BUCKET/kbridge-init.sh \
 #       --metadata kbridge-bootstrap-servers=b-1.X.kafka.REGION.amazonaws.com:9094,b-2.X.kafka.REGION.amazonaws.com:9094 \
-#       --metadata kbridge-binary-uri=gs://BUCKET/kbridge-0.1.0-debian12-amd64
+#       --metadata kbridge-deb-uri=gs://BUCKET/kbridge_0.1.0_amd64.deb
 #
 # Runs as root on every node (master and workers: executors run on the workers and each
 # connects to its own node's kbridge). Metadata attributes:
 #   kbridge-bootstrap-servers  required: the MSK TLS bootstrap string (host:9094,...)
 #   kbridge-cluster-name       optional: the config section name (default msk)
-#   kbridge-binary-uri         gs:// URI of a kbridge binary built on Debian 12 (the Docker
-#                              build stage's /out/kbridge, or `make` on a Debian 12 machine);
-#                              only the runtime libraries are installed on the node
+#   kbridge-deb-uri            gs:// URI of the Debian package (`make deb` on a Debian 12
+#                              machine: build/kbridge_<version>_<arch>.deb). apt-get installs it
+#                              with the runtime libraries it depends on: /usr/bin/kbridge, the
+#                              packaged unit, man pages, the kbridge user. The recommended way.
+#   kbridge-binary-uri         instead: gs:// URI of a bare kbridge binary built on Debian 12
+#                              (the Docker build stage's /out/kbridge, or `make`); the runtime
+#                              libraries are installed and the unit is written to /etc/systemd
 #   kbridge-source-uri         instead: gs:// URI of a source tarball (git archive
 #                              --prefix=kbridge/ HEAD | gzip); built on the node with the
 #                              Debian build dependencies (slower: a compiler per node)
-#                              Neither: /usr/local/bin/kbridge must already exist (custom image)
+#                              None of them: /usr/bin/kbridge (package) or /usr/local/bin/kbridge
+#                              must already exist (custom image)
 #   kbridge-version            optional: fail unless `kbridge --version` reports this version
 #   kbridge-check-required     optional: true = fail node initialization when `kbridge check`
 #                              fails (default false: log a warning; see run_check below)
@@ -32,6 +37,8 @@ set -euo pipefail
 
 ROOT=${KBRIDGE_ROOT:-}
 BIN=$ROOT/usr/local/bin/kbridge
+DEB_BIN=$ROOT/usr/bin/kbridge
+PACKAGED=   # set when the Debian package provides the binary and the unit
 CONF_DIR=$ROOT/etc/kbridge
 CONF=$CONF_DIR/kbridge.ini
 UNIT=$ROOT/etc/systemd/system/kbridge.service
@@ -91,20 +98,31 @@ check_os() {
 }
 
 install_binary() {
-    local bin_uri src_uri work
+    local deb_uri bin_uri src_uri work
+    deb_uri=$(metadata kbridge-deb-uri)
     bin_uri=$(metadata kbridge-binary-uri)
     src_uri=$(metadata kbridge-source-uri)
     work=$(mktemp -d)
     # shellcheck disable=SC2064  # expand now: $work is local
     trap "rm -rf '$work'" EXIT
-    mkdir -p "$ROOT/usr/local/bin"
-    if [[ -n $bin_uri ]]; then
+    if [[ -n $deb_uri ]]; then
+        [[ $deb_uri == *.deb ]] || die "kbridge-deb-uri must name a .deb file: '$deb_uri'"
+        log "fetching $deb_uri"
+        retry 3 timeout 300 gsutil -q cp "$deb_uri" "$work/kbridge.deb" || die "cannot copy $deb_uri"
+        chmod 0644 "$work/kbridge.deb" && chmod 0755 "$work" # apt's sandbox user reads it
+        log "installing the package and the libraries it depends on"
+        apt_install "$work/kbridge.deb" || die "apt-get install $deb_uri failed (does the node reach the Debian mirrors? is it a Debian 12 package?)"
+        BIN=$DEB_BIN
+        PACKAGED=1
+    elif [[ -n $bin_uri ]]; then
+        mkdir -p "$ROOT/usr/local/bin"
         log "installing runtime libraries: ${RUNTIME_PKGS[*]}"
         apt_install "${RUNTIME_PKGS[@]}" || die "apt-get install failed (does the node reach the Debian mirrors?)"
         log "fetching $bin_uri"
         retry 3 timeout 300 gsutil -q cp "$bin_uri" "$work/kbridge" || die "cannot copy $bin_uri"
         install -m 0755 "$work/kbridge" "$BIN"
     elif [[ -n $src_uri ]]; then
+        mkdir -p "$ROOT/usr/local/bin"
         log "installing build dependencies: ${BUILD_PKGS[*]} ${RUNTIME_PKGS[*]}"
         apt_install "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}" || die "apt-get install failed (does the node reach the Debian mirrors?)"
         log "fetching and building $src_uri"
@@ -119,8 +137,12 @@ install_binary() {
         install -m 0755 "$work/build/kbridge" "$BIN"
     elif [[ -x $BIN ]]; then
         log "using the preinstalled $BIN"
+    elif [[ -x $DEB_BIN ]]; then
+        log "using the preinstalled package's $DEB_BIN"
+        BIN=$DEB_BIN
+        PACKAGED=1
     else
-        die "set metadata kbridge-binary-uri or kbridge-source-uri (or preinstall /usr/local/bin/kbridge)"
+        die "set metadata kbridge-deb-uri (or kbridge-binary-uri / kbridge-source-uri), or preinstall the kbridge package"
     fi
     local want have
     have=$("$BIN" --version) || die "$BIN does not run (missing libraries? built for another OS?)"
@@ -180,6 +202,15 @@ INI
 }
 
 install_unit() {
+    if [[ -n $PACKAGED ]]; then
+        # The package's unit (/lib/systemd/system) runs /usr/bin/kbridge; a copy left in
+        # /etc/systemd/system by an earlier binary-mode run would override it.
+        if [[ -e $UNIT ]]; then
+            log "removing $UNIT from an earlier install: the package's unit applies"
+            rm -f "$UNIT"
+        fi
+        return 0
+    fi
     mkdir -p "$(dirname "$UNIT")"
     # A copy of deploy/systemd/kbridge.service (tests/deploy/test_dataproc_init.sh diffs them).
     cat >"$UNIT" <<'UNIT'

@@ -3,6 +3,9 @@
 # tests/conf/bad_*.ini must make `KBRIDGE --check-config -c FILE` exit 2 with the text of its
 # first line ("; expect: TEXT") on stderr. Each good_*.ini, conf/kbridge.ini and
 # examples/msk.ini must exit 0 and print a dump that itself passes --check-config.
+# Then every case that ini2flags.awk can write as command-line flags (one cluster, plain
+# key = value lines) runs again as flags: the exit code, the message after its "FILE:LINE: " /
+# "command line: --FLAG: " prefix, and for good files the dump must be the file's.
 set -u
 kb=${1:?usage: run.sh KBRIDGE_BINARY}
 case $kb in /*) ;; *) kb=$PWD/$kb ;; esac
@@ -64,6 +67,56 @@ for f in tests/conf/good_*.ini conf/kbridge.ini examples/msk.ini; do
     fi
     report "$f" "$why"
 done
+
+# The flag-only cases whose message cannot read like the file's, by design: keys in the wrong
+# section or outside one, duplicate sections and an empty file have no flag form; an unknown
+# key is reported as an unknown flag ('--tls-verfy', did you mean '--tls-verify'?).
+flag_exempt="bad_cluster_key_in_global bad_global_key_in_cluster bad_key_outside_section
+bad_duplicate_global bad_empty_file bad_no_cluster bad_unknown_key bad_unknown_global_key
+bad_unknown_key_no_hint"
+
+# strip_prefix FILE: the message without "PATH:LINE: " / "command line: --FLAG: " and with
+# "line N" / "--FLAG" references to other lines as "@".
+strip_prefix() {
+    sed -E -e 's/^command line: (--[a-z-]+: )?//' -e 't refs' -e 's/^[^:]+(:[0-9]+)?: //' \
+        -e ':refs' -e 's/(at|\() ?(line [0-9]+|--[a-z-]+|the defaults)/\1 @/g' "$1"
+}
+
+nflags=0
+for f in tests/conf/bad_*.ini tests/conf/good_*.ini; do
+    if echo "$flag_exempt" | tr ' ' '\n' | grep -qxF "$(basename "$f" .ini)"; then
+        continue
+    fi
+    awk -f tests/conf/ini2flags.awk "$f" >"$tmp/flags" 2>/dev/null || continue
+    nflags=$((nflags + 1))
+    check "$f"
+    file_rc=$rc
+    strip_prefix "$tmp/err" >"$tmp/file_err"
+    grep -v '^;' "$tmp/out" >"$tmp/file_out"
+    # One flag per line of $tmp/flags, values with spaces included.
+    old_ifs=$IFS
+    IFS='
+'
+    # shellcheck disable=SC2046  # split on newlines on purpose
+    set -- $(cat "$tmp/flags")
+    IFS=$old_ifs
+    "$kb" --check-config "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    strip_prefix "$tmp/err" >"$tmp/flag_err"
+    if [ "$rc" -ne "$file_rc" ]; then
+        why="as flags: exit $rc, as a file $file_rc: $(head -c 300 "$tmp/err")"
+    elif ! cmp -s "$tmp/file_err" "$tmp/flag_err"; then
+        why="as flags the message differs: '$(cat "$tmp/flag_err")' vs '$(cat "$tmp/file_err")'"
+    elif [ "$rc" -eq 0 ] && ! grep -v '^;' "$tmp/out" | cmp -s - "$tmp/file_out"; then
+        why="as flags the --check-config dump differs from the file's"
+    elif [ "$rc" -ne 0 ] && ! head -n 1 "$tmp/err" | grep -q '^command line: '; then
+        why="as flags the message does not start with 'command line: ': $(head -c 300 "$tmp/err")"
+    else
+        why=
+    fi
+    report "$f (as flags)" "$why"
+done
+[ "$nflags" -ge 40 ] || report "flag cases" "only $nflags files could be written as flags"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -38,25 +38,9 @@ for tool in debootstrap unshare chroot ip tar "$python"; do
 done
 
 start=$(date +%s)
-mkdir -p "$cache"
-base=$cache/bookworm-minbase.tar
-if [ -n "${KB_DEPLOY_REFRESH:-}" ] || [ ! -s "$base" ] ||
-    [ -n "$(find "$base" -mtime +7 2>/dev/null)" ]; then
-    tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/kbridge-debootstrap.XXXXXX")
-    echo "     debootstrap --variant=minbase bookworm ($mirror) ..."
-    if ! timeout 900 debootstrap --variant=minbase bookworm "$tmp/root" "$mirror" \
-        >"$tmp/log" 2>&1; then
-        tail -n 20 "$tmp/log" >&2
-        rm -rf "$tmp"
-        die "debootstrap failed"
-    fi
-    tar -C "$tmp/root" --numeric-owner -cf "$base.tmp" .
-    mv "$base.tmp" "$base"
-    rm -rf "$tmp"
-    echo "ok   debootstrap bookworm minbase -- $(($(date +%s) - start))s, cached in $base"
-else
-    echo "ok   cached bookworm minbase -- $base"
-fi
+# shellcheck source-path=SCRIPTDIR source=minbase.sh
+. "$repo/tests/deploy/minbase.sh"
+minbase_tar
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/kbridge-docker-check.XXXXXX")
 # shellcheck disable=SC2317  # invoked by the EXIT trap

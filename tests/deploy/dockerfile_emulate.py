@@ -5,8 +5,8 @@ Each stage's base image is emulated by a debootstrap minbase root of Debian 12 (
 debian:bookworm image is a minbase debootstrap too), with the apt/dpkg settings the official
 images carry; -slim additionally gets dpkg's doc/man/locale exclusions. RUN lines run under
 chroot as the stage's USER with its ENV and WORKDIR, COPY honours .dockerignore, --from,
---chown and --chmod. Then the final stage is treated as `docker run IMAGE`: --version,
---check-config, ldd, no toolchain, EXPOSE vs the shipped config, and the process serving its
+--chown and --chmod. Then the final stage is treated as `docker run IMAGE`: --version, flags as
+the command, --check-config, ldd, no toolchain, EXPOSE vs the shipped config, and the process serving its
 HEALTHCHECK in a fresh network namespace, stopped by STOPSIGNAL.
 
 Runs as root inside a private mount namespace (docker_check.sh starts it with
@@ -655,6 +655,15 @@ def check_image(st, work):
     rc, out = run_in(root, ep + ["--check-config", "-c", "/etc/kbridge/kbridge.ini"], user, env,
                      st["workdir"])
     report(rc == 0, "kbridge --check-config -c /etc/kbridge/kbridge.ini as %s" % (user or "root"),
+           "exit %d" % rc + ("" if rc == 0 else "\n" + tail(out)))
+
+    # Flags as the command (they replace CMD): one cluster without a file.
+    flags = ["--bootstrap-servers", "b-1.example.com:9094", "--listen", "0.0.0.0:9092",
+             "--advertised-host", "127.0.0.1", "--print-config"]
+    rc, out = run_in(root, ep + flags, user, env, st["workdir"])
+    report(rc == 0 and "bootstrap_servers = b-1.example.com:9094" in out
+           and "listen = 0.0.0.0:9092" in out,
+           "docker run IMAGE --bootstrap-servers ... --print-config (flags as the command)",
            "exit %d" % rc + ("" if rc == 0 else "\n" + tail(out)))
 
     rc, out = run_in(root, ["ldd", ep[0]], "", env)

@@ -2,8 +2,8 @@
 # run.sh - every deploy check except `make docker-check` (which needs root, debootstrap and a
 # Debian mirror). One line per check, then "N passed, N failed"; exits 1 on any failure.
 #   KB_BUILD=build sh tests/deploy/run.sh        (make deploy-test)
-# Needs: systemd strace shellcheck groff man-db python3-yaml default-jre-headless openssl
-# util-linux iproute2, root (unshare, chown in the sandboxes), and no network.
+# Needs (scripts/deps.list, group test): systemd strace shellcheck groff man-db python3-yaml
+# default-jre-headless openssl util-linux iproute2, root (unshare, chown in the sandboxes), and no network.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +34,7 @@ run() { # run NAME CMD...: print its lines, count ok/FAIL; a non-zero exit witho
     failed=$((failed + f))
 }
 
+run test_deps.sh sh "$here/test_deps.sh"
 run test_docs.sh sh "$here/test_docs.sh"
 run test_systemd.sh sh "$here/test_systemd.sh"
 run test_install.sh sh "$here/test_install.sh"

@@ -2,7 +2,9 @@
 # test_dataproc_init.sh - deploy/dataproc/kbridge-init.sh in a sandbox: KBRIDGE_ROOT=$tmp/root,
 # a fake /usr/share/google/get_metadata_value, fake gsutil/apt-get/systemctl/journalctl on PATH,
 # the real kbridge binary under test and the real systemd-sysusers, inside `unshare --net` so
-# that nothing (apt, GCS, `kbridge check` dialling MSK) can reach the network.
+# that nothing (apt, GCS, `kbridge check` dialling MSK) can reach the network. The fake apt-get
+# unpacks a .deb it is given (dpkg-deb -x): the package built from the binary under test by
+# packaging/deb/build.sh.
 # shellcheck disable=SC2016  # the sh -c '...' sh ARG snippets are single-quoted on purpose
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -33,6 +35,9 @@ mkdir -p "$fake" "$tmp/gcs"
 cat >"$fake/apt-get" <<SH
 #!/bin/sh
 echo "apt-get \$*" >>"$tmp/calls"
+for a in "\$@"; do
+    case \$a in *.deb) dpkg-deb -x "\$a" "$tmp/root" || exit 100 ;; esac
+done
 SH
 cat >"$fake/systemctl" <<SH
 #!/bin/sh
@@ -54,6 +59,12 @@ cp "$tmp/gcs/\$src" "\$3"
 SH
 chmod +x "$fake"/*
 [ -x "$KBRIDGE" ] && cp "$KBRIDGE" "$tmp/gcs/kbridge-bin"
+# The Debian package of the binary under test, as `make deb` makes it.
+if [ -x "$KBRIDGE" ] && command -v dpkg-shlibdeps >/dev/null 2>&1; then
+    check "packaging/deb/build.sh packs the binary under test" sh -c \
+        'sh "$1/packaging/deb/build.sh" "$(dirname "$2")" "$3" && mv "$3"/kbridge_*.deb "$3/kbridge.deb"' \
+        sh "$repo" "$KBRIDGE" "$tmp/gcs"
+fi
 # A source tarball as `git archive --prefix=kbridge/` would make, from the working tree.
 (cd "$repo" && tar --exclude='*.o' --exclude='*.a' -czf "$tmp/gcs/kbridge-src.tar.gz" \
     --transform 's,^,kbridge/,' Makefile kafka_protocol proxy tls conf)
@@ -146,6 +157,40 @@ if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
     meta kbridge-check-required true
     run_init || true
     expect "kbridge-check-required=true: failed check fails the init" fail
+
+    # 1b. The Debian package from GCS: installed with apt-get, its binary and unit used.
+    new_root
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-deb-uri gs://bucket/kbridge.deb
+    meta kbridge-version "$("$KBRIDGE" --version | awk '{ print $2 }')"
+    run_init || true
+    expect "deb mode: init succeeds" 0
+    assert "deb mode: apt-get install of the fetched .deb" \
+        grep -q '^apt-get .*install -y -qq --no-install-recommends /.*/kbridge.deb$' "$tmp/calls"
+    assert "deb mode: /usr/bin/kbridge from the package runs" "$tmp/root/usr/bin/kbridge" --version
+    assert "deb mode: no bare binary in /usr/local/bin" test ! -e "$tmp/root/usr/local/bin/kbridge"
+    assert "deb mode: the package's unit, none written to /etc/systemd/system" sh -c \
+        'grep -qx "ExecStart=/usr/bin/kbridge -c /etc/kbridge/kbridge.ini" \
+            "$1/lib/systemd/system/kbridge.service" && [ ! -e "$1/etc/systemd/system/kbridge.service" ]' \
+        sh "$tmp/root"
+    assert "deb mode: kbridge.ini written and valid" "$KBRIDGE" --check-config -c "$ini"
+    assert "deb mode: systemctl enable, restart" sh -c 'grep -qx "systemctl enable kbridge.service" "$1" &&
+        grep -qx "systemctl restart kbridge.service" "$1"' sh "$tmp/calls"
+    # Switching a node from the bare binary to the package drops the old /etc unit.
+    mkdir -p "$tmp/root/etc/systemd/system"
+    cp "$repo/deploy/systemd/kbridge.service" "$tmp/root/etc/systemd/system/kbridge.service"
+    run_init || true
+    expect "deb mode over an earlier binary-mode install succeeds" 0
+    assert "... and removes the old /etc/systemd/system/kbridge.service" \
+        test ! -e "$tmp/root/etc/systemd/system/kbridge.service"
+    meta kbridge-version 9.9.9
+    run_init || true
+    expect "deb mode: kbridge-version mismatch fails" fail
+    new_root
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-deb-uri gs://bucket/kbridge-bin
+    run_init || true
+    expect "deb mode: a URI that is not a .deb is refused" fail
 
     # 4. Configuration mistakes fail the node, with a message.
     new_root
