@@ -15,6 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 list=$here/deps.list
 kafkajs=${KB_DEPS_KAFKAJS:-$repo/tests/integration/kafkajs}
+# KB_DEPS_IAM=DIR the MSK IAM signers' npm project (default tests/integration/iam; the deps
+# tests point KB_DEPS_KAFKAJS elsewhere and leave it out).
+iam=${KB_DEPS_IAM-${KB_DEPS_KAFKAJS:+}}
+[ -n "${KB_DEPS_KAFKAJS:-}" ] || iam=${KB_DEPS_IAM:-$repo/tests/integration/iam}
 [ -z "${KB_NO_DEPS:-}" ] || exit 0
 groups=${*:-all}
 
@@ -85,12 +89,15 @@ fi
 # kafkajs for the Node client test: npm ci when node_modules is absent or older than the lock.
 case " $groups " in
     *" test "* | *" ci "* | *" all "*)
-        lock=$kafkajs/package-lock.json
-        stamp=$kafkajs/node_modules/.package-lock.json
-        # shellcheck disable=SC3013  # -nt: dash, bash and busybox sh all have it
-        if [ -f "$lock" ] && { [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; }; then
-            say "npm ci in $kafkajs"
-            (cd "$kafkajs" && npm ci --no-audit --no-fund --loglevel=error)
-        fi
+        # ... and the genuine MSK IAM signers that prove the test verifier (tests/integration/iam).
+        for dir in "$kafkajs" $iam; do
+            lock=$dir/package-lock.json
+            stamp=$dir/node_modules/.package-lock.json
+            # shellcheck disable=SC3013  # -nt: dash, bash and busybox sh all have it
+            if [ -f "$lock" ] && { [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; }; then
+                say "npm ci in $dir"
+                (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+            fi
+        done
         ;;
 esac
