@@ -143,18 +143,19 @@ bridge_close(struct bridge *br, enum kb_log_level lvl, const char *fmt, ...)
     proxy_bridge_closed(p);
 }
 
+/* The upstream for log lines, escaped: a broker chose its advertised name. */
 static const char *
 bridge_upstream_str(const struct bridge *br, char *out, size_t outlen)
 {
-    char hp[KB_HOST_MAX + 16];
+    char hp[KB_HOST_MAX + 16], esc[KB_LOG_ESCAPED_MAX(KB_HOST_MAX + 16)];
 
+    conf_hostport_str(&br->upstream, hp, sizeof(hp));
+    log_escape(hp, strlen(hp), esc, sizeof(esc));
     if (br->node_id == KB_NODE_BOOTSTRAP) {
-        snprintf(out, outlen, "%s (bootstrap %zu/%zu)",
-                 conf_hostport_str(&br->upstream, hp, sizeof(hp)), br->next_bootstrap,
+        snprintf(out, outlen, "%s (bootstrap %zu/%zu)", esc, br->next_bootstrap,
                  br->set->cc->n_bootstrap);
     } else {
-        snprintf(out, outlen, "%s (node %d)", conf_hostport_str(&br->upstream, hp, sizeof(hp)),
-                 (int)br->node_id);
+        snprintf(out, outlen, "%s (node %d)", esc, (int)br->node_id);
     }
     return out;
 }
@@ -445,7 +446,7 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, enum kb_fail_reason reaso
 {
     struct bridge *br = arg;
     const struct kb_conf *conf = br->set->conf;
-    char up[KB_HOST_MAX + 64], tls[512], sasl[KB_HOST_MAX + 128] = "";
+    char up[KB_LOG_ESCAPED_MAX(KB_HOST_MAX + 16) + 48], tls[512], sasl[KB_HOST_MAX + 128] = "";
 
     br->connecting = NULL;
     bridge_upstream_str(br, up, sizeof(up));
