@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/b64.h"
+#include "auth/json.h"
 
 static void msk_iam_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -255,130 +256,36 @@ msk_iam_oauth_message(const char *token, char **msg, size_t *len)
     return true;
 }
 
-/* Skips JSON white space. */
-static const char *
-msk_iam_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
-        p++;
-    }
-    return p;
-}
-
-/*
- * Reads a JSON string at p (which must point at '"') into out (escapes \" \\ \/ kept simple:
- * the escaped character is copied; \uXXXX is refused). Returns the position after the closing
- * quote, or NULL when malformed.
- */
-static const char *
-msk_iam_json_string(const char *p, const char *end, char *out, size_t outlen)
-{
-    size_t o = 0;
-
-    if (p >= end || *p != '"') {
-        return NULL;
-    }
-    for (p++; p < end && *p != '"'; p++) {
-        char c = *p;
-        if ((unsigned char)c < 0x20) {
-            return NULL;
-        }
-        if (c == '\\') {
-            if (++p >= end) {
-                return NULL;
-            }
-            switch (*p) {
-            case '"':
-            case '\\':
-            case '/':
-                c = *p;
-                break;
-            case 'n':
-                c = '\n';
-                break;
-            case 't':
-                c = '\t';
-                break;
-            default:
-                return NULL;
-            }
-        }
-        if (o + 1 < outlen) {
-            out[o++] = c;
-        }
-    }
-    if (p >= end) {
-        return NULL;
-    }
-    if (outlen > 0) {
-        out[o] = '\0';
-    }
-    return p + 1;
-}
-
 bool
 msk_iam_parse_response(const uint8_t *buf, size_t len, char *request_id, size_t idlen, char *err,
                        size_t errlen)
 {
-    const char *p = (const char *)buf, *end = p + len;
-    char key[32], value[256];
-    bool version_ok = false, have_id = false;
+    const char *json = (const char *)buf;
+    char version[64], id[256];
+    enum json_result rv = json_get_string(json, len, "version", version, sizeof(version));
+    enum json_result ri = json_get_string(json, len, "request-id", id, sizeof(id));
 
     if (idlen > 0) {
         request_id[0] = '\0';
     }
-    p = msk_iam_ws(p, end);
-    if (p >= end || *p != '{') {
-        msk_iam_err(err, errlen, "msk iam: the server message is not a JSON object");
+    if (rv == JSON_MALFORMED || ri == JSON_MALFORMED) {
+        msk_iam_err(err, errlen, "msk iam: the server message is malformed JSON");
         return false;
     }
-    p = msk_iam_ws(p + 1, end);
-    while (p < end && *p != '}') {
-        p = msk_iam_json_string(p, end, key, sizeof(key));
-        if (!p) {
-            goto malformed;
-        }
-        p = msk_iam_ws(p, end);
-        if (p >= end || *p != ':') {
-            goto malformed;
-        }
-        p = msk_iam_ws(p + 1, end);
-        p = msk_iam_json_string(p, end, value, sizeof(value));
-        if (!p) {
-            goto malformed;
-        }
-        if (strcmp(key, "version") == 0) {
-            version_ok = strcmp(value, KB_MSK_IAM_VERSION) == 0;
-            if (!version_ok) {
-                msk_iam_err(err, errlen, "msk iam: the server answered version '%.32s', not %s",
-                            value, KB_MSK_IAM_VERSION);
-                return false;
-            }
-        } else if (strcmp(key, "request-id") == 0) {
-            have_id = true;
-            if (idlen > 0) {
-                snprintf(request_id, idlen, "%s", value);
-            }
-        }
-        p = msk_iam_ws(p, end);
-        if (p < end && *p == ',') {
-            p = msk_iam_ws(p + 1, end);
-        } else if (p >= end || *p != '}') {
-            goto malformed;
-        }
+    if (rv == JSON_OK && strcmp(version, KB_MSK_IAM_VERSION) != 0) {
+        msk_iam_err(err, errlen, "msk iam: the server answered version '%.32s', not %s", version,
+                    KB_MSK_IAM_VERSION);
+        return false;
     }
-    if (p >= end) {
-        goto malformed;
-    }
-    if (!version_ok || !have_id) {
+    if (rv != JSON_OK || ri != JSON_OK) {
         msk_iam_err(err, errlen, "msk iam: the server message lacks %s",
-                    version_ok ? "request-id" : "version");
+                    rv == JSON_OK ? "request-id" : "version");
         return false;
+    }
+    if (idlen > 0) {
+        snprintf(request_id, idlen, "%s", id);
     }
     return true;
-malformed:
-    msk_iam_err(err, errlen, "msk iam: the server message is malformed JSON");
-    return false;
 }
 
 bool

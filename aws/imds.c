@@ -11,161 +11,11 @@
 
 #include <openssl/crypto.h>
 
+#include "auth/json.h"
 #include "aws/http.h"
 
 #define AWS_IMDS_CONNECT_MS 1000
 #define AWS_IMDS_TIMEOUT_MS 2000
-
-/* Skips JSON whitespace. */
-static const char *
-aws_json_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
-        p++;
-    }
-    return p;
-}
-
-/*
- * Reads a JSON string at p (at its opening quote) into out (NULL: skip); returns the byte after
- * the closing quote, or NULL when malformed or too long.
- */
-static const char *
-aws_json_read_string(const char *p, const char *end, char *out, size_t outlen)
-{
-    size_t o = 0;
-
-    if (p >= end || *p != '"') {
-        return NULL;
-    }
-    for (p++; p < end && *p != '"'; p++) {
-        char c = *p;
-
-        if ((unsigned char)c < 0x20) {
-            return NULL;
-        }
-        if (c == '\\') {
-            if (++p >= end) {
-                return NULL;
-            }
-            switch (*p) {
-            case '"':
-            case '\\':
-            case '/':
-                c = *p;
-                break;
-            case 'b':
-                c = '\b';
-                break;
-            case 'f':
-                c = '\f';
-                break;
-            case 'n':
-                c = '\n';
-                break;
-            case 'r':
-                c = '\r';
-                break;
-            case 't':
-                c = '\t';
-                break;
-            case 'u': {
-                char hex[5];
-                long v;
-
-                if (end - p < 5) {
-                    return NULL;
-                }
-                memcpy(hex, p + 1, 4);
-                hex[4] = '\0';
-                v = strtol(hex, NULL, 16);
-                if (v <= 0 || v >= 0x80 || strspn(hex, "0123456789abcdefABCDEF") != 4) {
-                    return NULL;
-                }
-                c = (char)v;
-                p += 4;
-                break;
-            }
-            default:
-                return NULL;
-            }
-        }
-        if (out) {
-            if (o + 1 >= outlen) {
-                return NULL;
-            }
-            out[o++] = c;
-        }
-    }
-    if (p >= end) {
-        return NULL;
-    }
-    if (out) {
-        out[o] = '\0';
-    }
-    return p + 1;
-}
-
-/* Skips one JSON value that is not a string (number, literal; nested values are refused). */
-static const char *
-aws_json_skip_scalar(const char *p, const char *end)
-{
-    const char *start = p;
-
-    while (p < end && *p != ',' && *p != '}' && *p != ' ' && *p != '\n' && *p != '\r' &&
-           *p != '\t') {
-        if (*p == '{' || *p == '[') {
-            return NULL;
-        }
-        p++;
-    }
-    return p > start ? p : NULL;
-}
-
-bool
-aws_json_string(const char *json, size_t len, const char *key, char *out, size_t outlen)
-{
-    const char *p = json, *end = json + len;
-    char name[64];
-
-    p = aws_json_ws(p, end);
-    if (p >= end || *p != '{') {
-        return false;
-    }
-    p = aws_json_ws(p + 1, end);
-    while (p < end && *p != '}') {
-        bool match;
-
-        if (!(p = aws_json_read_string(p, end, name, sizeof(name)))) {
-            return false;
-        }
-        match = strcmp(name, key) == 0;
-        p = aws_json_ws(p, end);
-        if (p >= end || *p != ':') {
-            return false;
-        }
-        p = aws_json_ws(p + 1, end);
-        if (p < end && *p == '"') {
-            if (match) {
-                return aws_json_read_string(p, end, out, outlen) != NULL;
-            }
-            p = aws_json_read_string(p, end, NULL, 0);
-        } else {
-            if (match) {
-                return false; /* present but not a string */
-            }
-            p = aws_json_skip_scalar(p, end);
-        }
-        if (!p) {
-            return false;
-        }
-        p = aws_json_ws(p, end);
-        if (p < end && *p == ',') {
-            p = aws_json_ws(p + 1, end);
-        }
-    }
-    return false;
-}
 
 bool
 aws_imds_parse_credentials(const char *json, size_t len, struct aws_creds *out, char *err,
@@ -173,7 +23,7 @@ aws_imds_parse_credentials(const char *json, size_t len, struct aws_creds *out, 
 {
     char code[64], when[64];
 
-    if (!aws_json_string(json, len, "Code", code, sizeof(code))) {
+    if (json_get_string(json, len, "Code", code, sizeof(code)) != JSON_OK) {
         snprintf(err, errlen, "instance metadata credentials without a Code");
         return false;
     }
@@ -181,11 +31,13 @@ aws_imds_parse_credentials(const char *json, size_t len, struct aws_creds *out, 
         snprintf(err, errlen, "instance metadata credentials have Code '%s', not Success", code);
         return false;
     }
-    if (!aws_json_string(json, len, "AccessKeyId", out->access_key_id,
-                         sizeof(out->access_key_id)) ||
-        !aws_json_string(json, len, "SecretAccessKey", out->secret, sizeof(out->secret)) ||
-        !aws_json_string(json, len, "Token", out->session_token, sizeof(out->session_token)) ||
-        !aws_json_string(json, len, "Expiration", when, sizeof(when))) {
+    if (json_get_string(json, len, "AccessKeyId", out->access_key_id, sizeof(out->access_key_id)) !=
+            JSON_OK ||
+        json_get_string(json, len, "SecretAccessKey", out->secret, sizeof(out->secret)) !=
+            JSON_OK ||
+        json_get_string(json, len, "Token", out->session_token, sizeof(out->session_token)) !=
+            JSON_OK ||
+        json_get_string(json, len, "Expiration", when, sizeof(when)) != JSON_OK) {
         snprintf(err, errlen,
                  "instance metadata credentials lack AccessKeyId, SecretAccessKey, "
                  "Token or Expiration");

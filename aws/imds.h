@@ -11,13 +11,6 @@
 #include "aws/creds.h"
 
 /*
- * The string value of key in a flat JSON object (escapes decoded: \" \\ \/ \b \f \n \r \t and
- * \uXXXX below 0x80), into out. false when absent, not a string, or longer than outlen - 1.
- */
-bool aws_json_string(const char *json, size_t len, const char *key, char *out,
-                     size_t outlen) KB_MUSTCHECK;
-
-/*
  * The security-credentials document of a role: Code must be "Success"; AccessKeyId,
  * SecretAccessKey, Token and Expiration into out (source left as is). false with the reason.
  */

@@ -9,6 +9,7 @@
 
 #include "aws/creds.h"
 #include "aws/gcp.h"
+#include "auth/json.h"
 #include "aws/imds.h"
 #include "aws/profile.h"
 #include "aws/provider.h"
@@ -220,13 +221,13 @@ test_json_string_escapes_and_types(void)
                                " \"x\": null}";
     char out[32];
 
-    CHECK(aws_json_string(json, strlen(json), "s", out, sizeof(out)));
+    CHECK(json_get_string(json, strlen(json), "s", out, sizeof(out)) == JSON_OK);
     CHECK(strcmp(out, "a\"b\\c/dA\n") == 0);
-    CHECK(!aws_json_string(json, strlen(json), "n", out, sizeof(out)));
-    CHECK(!aws_json_string(json, strlen(json), "missing", out, sizeof(out)));
-    CHECK(!aws_json_string("[\"s\"]", 5, "s", out, sizeof(out)));
-    CHECK(!aws_json_string("{\"s\": \"unterminated}", 19, "s", out, sizeof(out)));
-    CHECK(!aws_json_string("{\"o\": {\"s\": \"x\"}}", 17, "s", out, sizeof(out)));
+    CHECK(json_get_string(json, strlen(json), "n", out, sizeof(out)) == JSON_MALFORMED);
+    CHECK(json_get_string(json, strlen(json), "missing", out, sizeof(out)) == JSON_ABSENT);
+    CHECK(json_get_string("[\"s\"]", 5, "s", out, sizeof(out)) == JSON_MALFORMED);
+    CHECK(json_get_string("{\"s\": \"unterminated}", 19, "s", out, sizeof(out)) != JSON_OK);
+    CHECK(json_get_string("{\"o\": {\"s\": \"x\"}}", 17, "s", out, sizeof(out)) != JSON_OK);
 }
 
 static void
