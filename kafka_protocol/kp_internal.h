@@ -86,6 +86,16 @@ enum kp_status kp_fetch_rewrite(struct kp_rw *rw, int16_t version);
 enum kp_status kp_share_fetch_rewrite(struct kp_rw *rw, int16_t version);
 enum kp_status kp_share_acknowledge_rewrite(struct kp_rw *rw, int16_t version);
 
+/*
+ * Frames the codec writes itself (kp_request.c, kp_sasl.c): a size prefix placeholder and the
+ * request header for (api_key, version) - v1, or v2 with an empty tagged-field section - at
+ * *start; kp_frame_end() patches the prefix once the frame is complete (KP_NOMEM when the writer
+ * failed).
+ */
+enum kp_status kp_request_frame_begin(struct kp_writer *w, int16_t api_key, int16_t version,
+                                      int32_t correlation_id, const char *client_id, size_t *start);
+enum kp_status kp_frame_end(struct kp_writer *w, size_t start);
+
 /* ApiVersions: checks the version itself, after the error-35 passthrough. */
 enum kp_status kp_apiversions_rewrite(struct kp_rw *rw, int16_t version);
 

@@ -7,25 +7,30 @@
 #include <string.h>
 
 #include "kp_api.h"
+#include "kp_internal.h"
 
 #define KP_API_ENTRY_V0 6 /* ApiKey, MinVersion, MaxVersion: int16 each */
 
-/* Writes a size prefix placeholder and header v1; returns the offset of the prefix. */
-static enum kp_status
-kp_request_begin(struct kp_writer *w, int16_t api_key, int16_t version, int32_t correlation_id,
-                 const char *client_id, size_t *start)
+enum kp_status
+kp_request_frame_begin(struct kp_writer *w, int16_t api_key, int16_t version,
+                       int32_t correlation_id, const char *client_id, size_t *start)
 {
+    enum kp_status st;
+
     *start = w->len;
     kp_writer_i32(w, 0);
     kp_writer_i16(w, api_key);
     kp_writer_i16(w, version);
     kp_writer_i32(w, correlation_id);
-    return kp_writer_string(w, 0, client_id, strlen(client_id));
+    st = kp_writer_string(w, 0, client_id, strlen(client_id));
+    if (st == KP_OK && kp_api_request_header_version(api_key, version) >= 2) {
+        st = kp_writer_uvarint(w, 0);
+    }
+    return st;
 }
 
-/* Patches the size prefix at start now that the frame is complete. */
-static enum kp_status
-kp_request_end(struct kp_writer *w, size_t start)
+enum kp_status
+kp_frame_end(struct kp_writer *w, size_t start)
 {
     size_t size = w->len - start - 4;
 
@@ -44,8 +49,8 @@ kp_request_api_versions(struct kp_writer *w, int32_t correlation_id, const char 
 {
     size_t start;
 
-    kp_request_begin(w, KP_API_API_VERSIONS, 0, correlation_id, client_id, &start);
-    return kp_request_end(w, start);
+    kp_request_frame_begin(w, KP_API_API_VERSIONS, 0, correlation_id, client_id, &start);
+    return kp_frame_end(w, start);
 }
 
 enum kp_status
@@ -99,7 +104,7 @@ kp_request_metadata_brokers(struct kp_writer *w, int16_t version, int32_t correl
     if (version < 1 || version > 8) {
         return KP_UNSUPPORTED;
     }
-    kp_request_begin(w, KP_API_METADATA, version, correlation_id, client_id, &start);
+    kp_request_frame_begin(w, KP_API_METADATA, version, correlation_id, client_id, &start);
     kp_writer_array_len(w, 0, 0); /* Topics: empty (v1+: null would mean all topics) */
     if (version >= 4) {
         kp_writer_i8(w, 0); /* AllowAutoTopicCreation: false */
@@ -108,5 +113,5 @@ kp_request_metadata_brokers(struct kp_writer *w, int16_t version, int32_t correl
         kp_writer_i8(w, 0); /* IncludeClusterAuthorizedOperations: false */
         kp_writer_i8(w, 0); /* IncludeTopicAuthorizedOperations: false */
     }
-    return kp_request_end(w, start);
+    return kp_frame_end(w, start);
 }

@@ -7,41 +7,7 @@
 #include <string.h>
 
 #include "kp_api.h"
-
-/*
- * Writes a size prefix placeholder and request header v1 (v2 adds an empty tagged-field
- * section: the client id stays an int16 string in every header version); returns its offset.
- */
-static void
-kp_sasl_begin(struct kp_writer *w, int16_t api_key, int16_t version, int32_t correlation_id,
-              const char *client_id, size_t *start)
-{
-    *start = w->len;
-    kp_writer_i32(w, 0);
-    kp_writer_i16(w, api_key);
-    kp_writer_i16(w, version);
-    kp_writer_i32(w, correlation_id);
-    kp_writer_string(w, 0, client_id, strlen(client_id));
-    if (kp_api_request_header_version(api_key, version) >= 2) {
-        kp_writer_uvarint(w, 0);
-    }
-}
-
-/* Patches the size prefix at start now that the frame is complete. */
-static enum kp_status
-kp_sasl_end(struct kp_writer *w, size_t start)
-{
-    size_t size = w->len - start - 4;
-
-    if (w->failed) {
-        return KP_NOMEM;
-    }
-    w->buf[start] = (uint8_t)(size >> 24);
-    w->buf[start + 1] = (uint8_t)(size >> 16);
-    w->buf[start + 2] = (uint8_t)(size >> 8);
-    w->buf[start + 3] = (uint8_t)size;
-    return KP_OK;
-}
+#include "kp_internal.h"
 
 enum kp_status
 kp_sasl_handshake_request(struct kp_writer *w, int16_t version, int32_t correlation_id,
@@ -56,12 +22,12 @@ kp_sasl_handshake_request(struct kp_writer *w, int16_t version, int32_t correlat
     if (len > KP_STRING_MAX || strlen(client_id) > KP_STRING_MAX) {
         return KP_TOO_LARGE;
     }
-    kp_sasl_begin(w, KP_API_SASL_HANDSHAKE, version, correlation_id, client_id, &start);
+    kp_request_frame_begin(w, KP_API_SASL_HANDSHAKE, version, correlation_id, client_id, &start);
     if ((st = kp_writer_string(w, 0, mechanism, len)) != KP_OK) {
         w->len = start;
         return st;
     }
-    return kp_sasl_end(w, start);
+    return kp_frame_end(w, start);
 }
 
 enum kp_status
@@ -78,7 +44,7 @@ kp_sasl_authenticate_request(struct kp_writer *w, int16_t version, int32_t corre
     if (strlen(client_id) > KP_STRING_MAX) {
         return KP_TOO_LARGE;
     }
-    kp_sasl_begin(w, KP_API_SASL_AUTHENTICATE, version, correlation_id, client_id, &start);
+    kp_request_frame_begin(w, KP_API_SASL_AUTHENTICATE, version, correlation_id, client_id, &start);
     if ((st = kp_writer_bytes(w, flexible ? KP_COMPACT : 0, auth, len)) != KP_OK) {
         w->len = start;
         return st;
@@ -86,7 +52,7 @@ kp_sasl_authenticate_request(struct kp_writer *w, int16_t version, int32_t corre
     if (flexible) {
         kp_writer_uvarint(w, 0); /* no tagged fields */
     }
-    return kp_sasl_end(w, start);
+    return kp_frame_end(w, start);
 }
 
 /* Appends s to the comma-separated list in out, printable ASCII only, cut to fit. */
@@ -192,7 +158,7 @@ kp_sasl_handshake_response_write(struct kp_writer *w, int32_t correlation_id, in
         w->len = start;
         return st;
     }
-    return kp_sasl_end(w, start);
+    return kp_frame_end(w, start);
 }
 
 enum kp_status
@@ -230,7 +196,7 @@ kp_sasl_authenticate_error_response(struct kp_writer *w, int16_t version, int32_
     if (version >= 2) {
         kp_writer_uvarint(w, 0);
     }
-    return kp_sasl_end(w, start);
+    return kp_frame_end(w, start);
 }
 
 int
