@@ -52,7 +52,7 @@ LABEL org.opencontainers.image.title="kbridge" \
 RUN set -eux; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 ca-certificates; \
+        libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 libcurl4 ca-certificates; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 kbridge; \
     useradd --system --uid 10001 --gid kbridge --home-dir /nonexistent --no-create-home \

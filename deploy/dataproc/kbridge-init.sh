@@ -43,8 +43,8 @@ CONF_DIR=$ROOT/etc/kbridge
 CONF=$CONF_DIR/kbridge.ini
 UNIT=$ROOT/etc/systemd/system/kbridge.service
 METADATA=$ROOT/usr/share/google/get_metadata_value
-RUNTIME_PKGS=(libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 ca-certificates)
-BUILD_PKGS=(build-essential pkg-config libevent-dev libssl-dev libinih-dev librdkafka-dev)
+RUNTIME_PKGS=(libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 libcurl4 ca-certificates)
+BUILD_PKGS=(build-essential pkg-config libevent-dev libssl-dev libinih-dev librdkafka-dev libcurl4-openssl-dev)
 
 log() {
     echo "kbridge-init: $*"

@@ -58,7 +58,7 @@ name=$(basename "$deb")
 check "file name is kbridge_<version>_<arch>.deb" sh -c '[ "$1" = "kbridge_$(dpkg-deb -f "$2" \
     Version)_$(dpkg-deb -f "$2" Architecture).deb" ]' sh "$name" "$deb"
 check "Depends names the shared libraries kbridge links" sh -c 'd=$(dpkg-deb -f "$1" Depends)
-    for l in libc6 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1; do
+    for l in libc6 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 libcurl4; do
         echo "$d" | grep -q "$l" || { echo "no $l in: $d"; exit 1; }; done' sh "$deb"
 
 # shellcheck source-path=SCRIPTDIR source=minbase.sh

@@ -67,7 +67,7 @@ if [ -x "$KBRIDGE" ] && command -v dpkg-shlibdeps >/dev/null 2>&1; then
 fi
 # A source tarball as `git archive --prefix=kbridge/` would make, from the working tree.
 (cd "$repo" && tar --exclude='*.o' --exclude='*.a' -czf "$tmp/gcs/kbridge-src.tar.gz" \
-    --transform 's,^,kbridge/,' Makefile kafka_protocol proxy tls conf)
+    --transform 's,^,kbridge/,' Makefile kafka_protocol proxy check tls conf auth aws)
 
 # new_root: a fresh node. Metadata values come from $tmp/meta/<key>.
 new_root() {
