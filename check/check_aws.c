@@ -85,7 +85,10 @@ check_aws_run(struct check_report *rep, struct check_cluster *cl, const struct k
                   "the keys and aws_region / aws_sts_endpoint";
         }
         check_step_add(rep, t, CHECK_STEP_AWS_CREDS, CHECK_FAIL, check_now_ms() - t0, fix, "%s%s%s",
-                       st.valid ? "STS GetCallerIdentity failed: " : "no credentials: ", err,
+                       st.valid                      ? "STS GetCallerIdentity failed: "
+                       : strncmp(err, "no ", 3) == 0 ? "" /* "no AWS credentials: ..." */
+                                                     : "no valid credentials: ",
+                       err,
                        st.clock_skew_s > CHECK_AWS_SKEW_MAX || st.clock_skew_s < -CHECK_AWS_SKEW_MAX
                            ? " (the local clock is off AWS's by more than 5 minutes: fix NTP)"
                            : "");

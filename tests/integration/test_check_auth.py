@@ -219,7 +219,7 @@ def test_aws_no_credentials_lists_each_source(build_dir, tmp_path, kbmock, ports
     rc, doc, r = aws_check(build_dir, tmp_path, kbmock, ports, certs, aws_env(tmp_path))
     assert rc == 1, r.stdout + r.stderr
     step = failing(aws_target(doc), "aws_credentials")
-    assert step["detail"].startswith("no credentials: "), step
+    assert step["detail"].startswith("no AWS credentials: "), step
     for source in ("environment: AWS_ACCESS_KEY_ID", "web-identity: AWS_ROLE_ARN",
                    "shared-files: no profile 'default'",
                    "imds: disabled by AWS_EC2_METADATA_DISABLED"):
