@@ -225,3 +225,19 @@ def test_aws_no_credentials_lists_each_source(build_dir, tmp_path, kbmock, ports
                    "imds: disabled by AWS_EC2_METADATA_DISABLED"):
         assert source in step["detail"], step
     assert "AWS_ACCESS_KEY_ID" in step["fix"] and "aws_credentials = gcp" in step["fix"], step
+
+
+def test_aws_clock_skew_warns(build_dir, tmp_path, kbmock, ports, certs, sts):
+    key, secret = "ASIAEXAMPLEKEY0000002", "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"
+    token = "IQoJb3JpZ2luX2VjSKEWSESSIONTOKEN" + "y" * 200
+    issue(sts, key, secret, token)
+    sts.date_offset = -900  # STS's Date 15 minutes behind this host's clock
+    env = aws_env(tmp_path, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
+                  AWS_SESSION_TOKEN=token, NO_PROXY="127.0.0.1")
+    rc, doc, r = aws_check(build_dir, tmp_path, kbmock, ports, certs, env, sts)
+    assert rc == 0, r.stdout + r.stderr  # a warning: the mock STS does not refuse the skew
+    step = aws_target(doc)["steps"][0]
+    assert step["ok"] and step["warning"], step
+    assert "clock skew" in step["detail"] and "NTP" in step["fix"], step
+    assert "assumed-role/kbridge-msk/kbridge-env" in step["detail"], step
+    no_secret(r, secret, token)
