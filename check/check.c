@@ -14,7 +14,10 @@
 
 #include <openssl/ssl.h>
 
+#include "aws/provider.h"
 #include "conf/conf.h"
+#include "check/check_auth.h"
+#include "check/check_aws.h"
 #include "check/check_dial.h"
 #include "check/check_kafka.h"
 #include "check/check_net.h"
@@ -45,6 +48,7 @@ struct check_job {
     const struct kb_conf *conf;       /* the snapshot */
     const struct kb_cluster_conf *cc; /* the cluster's settings */
     SSL_CTX *ctx;                     /* its TLS context, NULL with tls = off */
+    struct aws_provider *aws;         /* its AWS credentials (cc->aws_used), else NULL */
 };
 
 /* ---- Internal ---------------------------------------------------------------------------- */
@@ -57,8 +61,10 @@ check_usage(FILE *out)
             "       kbridge check --bootstrap-servers HOST:PORT[,...] [--KEY VALUE...] [...]\n"
             "\n"
             "Checks every bootstrap server and every broker of each cluster, step by step:\n"
-            "DNS, TCP connect, TLS handshake, certificate chain, host name, Kafka ApiVersions\n"
-            "and Metadata. Each failure is named with its likely cause and a fix.\n"
+            "DNS, TCP connect, TLS handshake, certificate chain, host name, SASL authentication\n"
+            "(with sasl_mechanism), Kafka ApiVersions and Metadata; and once per cluster the\n"
+            "AWS credentials (source, expiry, STS GetCallerIdentity) when it uses them. Each\n"
+            "failure is named with its likely cause and a fix.\n"
             "\n"
             "  -c, --config FILE        configuration file (default " CHECK_DEFAULT_CONFIG ")\n"
             "  --KEY VALUE              instead of -c: one cluster from flags, as for kbridge\n"
@@ -142,7 +148,11 @@ check_parse(int argc, char **argv, struct check_opts *o)
     return -1;
 }
 
-/* Runs steps 1-6 against name for t. */
+/*
+ * Runs steps 1-6 (7) against name for t. With sasl_mechanism set, the SASL exchange comes right
+ * after TLS on the same connection and the Kafka step after it: a SASL broker allows only
+ * ApiVersions before authentication and closes on Metadata.
+ */
 static void
 check_target_run(struct check_job *job, struct check_target *t, const struct kb_hostport *name)
 {
@@ -157,6 +167,11 @@ check_target_run(struct check_job *job, struct check_target *t, const struct kb_
                        "set tls = on: MSK's TLS listener is port 9094",
                        "tls = off: plaintext to the broker, for tests only");
     } else if (!check_tls_run(job->rep, t, job->cc, job->ctx, name, &conn)) {
+        check_conn_close(&conn);
+        return;
+    }
+    if (job->cc->sasl_mechanism != KB_SASL_NONE &&
+        !check_auth_run(job->rep, t, job->cc, name->host, job->conf->max_frame_bytes, &conn)) {
         check_conn_close(&conn);
         return;
     }
@@ -249,7 +264,7 @@ static bool
 check_cluster_run(struct check_report *rep, const struct kb_conf *conf,
                   const struct kb_cluster_conf *cc, const char *topic)
 {
-    struct check_job job = {rep, NULL, conf, cc, NULL};
+    struct check_job job = {rep, NULL, conf, cc, NULL, NULL};
     char addr[CHECK_ADDR_MAX];
     struct check_target *t;
     bool usable, ok;
@@ -262,6 +277,12 @@ check_cluster_run(struct check_report *rep, const struct kb_conf *conf,
     ok = check_trust_store(&job, &usable);
     if (!ok || !usable) {
         return ok;
+    }
+    /* Before the brokers: an IAM mechanism signs with these credentials. */
+    if (cc->aws_used && !check_aws_run(rep, job.cl, cc, &job.aws)) {
+        aws_provider_free(job.aws);
+        SSL_CTX_free(job.ctx);
+        return false;
     }
     for (i = 0; i < cc->n_bootstrap && ok; i++) {
         conf_hostport_str(&cc->bootstrap[i], addr, sizeof(addr));
@@ -283,6 +304,7 @@ check_cluster_run(struct check_report *rep, const struct kb_conf *conf,
     if (topic && ok) {
         check_produce_run(rep, job.cl, cc, topic);
     }
+    aws_provider_free(job.aws);
     SSL_CTX_free(job.ctx);
     return ok;
 }
@@ -312,6 +334,13 @@ check_main(int argc, char **argv)
                          : conf_load(o.path, rep.error, sizeof(rep.error));
     free(o.rest);
     free(o.flags);
+    /* Text lines are numbered as they are printed: know now whether step 6 authenticates. */
+    for (i = 0; conf && i < conf->n_clusters; i++) {
+        if ((!o.cluster || strcmp(o.cluster, conf->clusters[i].name) == 0) &&
+            conf->clusters[i].sasl_mechanism != KB_SASL_NONE) {
+            check_report_with_auth(&rep);
+        }
+    }
     for (i = 0; conf && i < conf->n_clusters; i++) {
         if (o.cluster && strcmp(o.cluster, conf->clusters[i].name) != 0) {
             continue;

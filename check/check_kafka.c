@@ -158,7 +158,7 @@ check_kafka_run(struct check_report *rep, struct check_target *t, const struct k
     static const char *const fix = "is this a Kafka broker's TLS listener? " CHECK_MSK_PORTS
                                    "; 9096 and 9098 need SASL or IAM authentication first";
     struct check_kafka_map m = {t, false};
-    struct kp_api_range apis = {0, 0, -1, -1};
+    struct kp_api_range apis = {0, 0, -1, -1}, sasl = {0, 0, -1, -1};
     int md_version;
     char err[1024], brokers[1024], unresolved[1024];
     long t0 = check_now_ms(), deadline = t0 + cc->connect_timeout_ms;
@@ -178,6 +178,10 @@ check_kafka_run(struct check_report *rep, struct check_target *t, const struct k
         goto done;
     }
     st = kp_response_api_versions_v0(resp + hdr, len - hdr, KP_API_METADATA, &apis);
+    if (st == KP_OK &&
+        kp_response_api_versions_v0(resp + hdr, len - hdr, KP_API_SASL_HANDSHAKE, &sasl) != KP_OK) {
+        sasl.max = -1;
+    }
     free(resp);
     resp = NULL;
     if (st != KP_OK || apis.error != 0) {
@@ -203,6 +207,22 @@ check_kafka_run(struct check_report *rep, struct check_target *t, const struct k
                                     CHECK_CLIENT_ID) != KP_OK ||
         !check_kafka_call(c, &req, KP_API_METADATA, md_version, CHECK_CORR_METADATA, max_frame,
                           deadline, &resp, &len, &hdr, err, sizeof(err))) {
+        if (!req.failed && cc->sasl_mechanism == KB_SASL_NONE && sasl.max >= 0) {
+            /* What a SASL listener does to a request before authentication: a warning, as
+             * kbridge in passthrough works there, with clients that authenticate themselves. */
+            ok = check_step_add(
+                rep, t, CHECK_STEP_KAFKA, CHECK_WARN, check_now_ms() - t0,
+                "to have kbridge authenticate for its clients (and check each broker), set "
+                "sasl_mechanism, sasl_username and sasl_password_file; else give every client "
+                "its own SASL settings (security.protocol=SASL_PLAINTEXT towards kbridge)",
+                "ApiVersions ok (%d APIs, SaslHandshake v%d-v%d), then no answer to Metadata "
+                "v%d (%s): this port requires SASL authentication before any other request "
+                "(MSK SASL/SCRAM 9096/9196, IAM 9098/9198). sasl_mechanism is not set, so "
+                "kbridge passes clients' own SASL through: clients must authenticate "
+                "themselves, and the brokers behind this one are not checked",
+                (int)apis.n_apis, sasl.min, sasl.max, md_version, err);
+            goto done;
+        }
         check_step_add(rep, t, CHECK_STEP_KAFKA, CHECK_FAIL, check_now_ms() - t0, fix,
                        "ApiVersions ok (%d APIs), then the Metadata v%d request failed: %s",
                        (int)apis.n_apis, md_version, req.failed ? "out of memory" : err);

@@ -19,11 +19,13 @@ static const struct {
     const char *label; /* text label */
 } check_step_names[] = {
     [CHECK_STEP_TRUST_STORE] = {"trust_store", 0, "trust store"},
+    [CHECK_STEP_AWS_CREDS] = {"aws_credentials", 0, "AWS credentials"},
     [CHECK_STEP_DNS] = {"dns", 1, "DNS"},
     [CHECK_STEP_TCP] = {"tcp", 2, "TCP connect"},
     [CHECK_STEP_TLS] = {"tls", 3, "TLS handshake"},
     [CHECK_STEP_CHAIN] = {"chain", 4, "chain"},
     [CHECK_STEP_HOSTNAME] = {"hostname", 5, "host name"},
+    [CHECK_STEP_AUTH] = {"authentication", 6, "authentication"},
     [CHECK_STEP_KAFKA] = {"kafka", 6, "Kafka"},
     [CHECK_STEP_PRODUCE] = {"produce", 7, "produce"},
     [CHECK_STEP_CONSUME] = {"consume", 7, "consume"},
@@ -183,6 +185,10 @@ check_text_step(const struct check_report *rep, const struct check_target *t,
     if (t->node_id >= 0) {
         snprintf(node, sizeof(node), " (node %d)", (int)t->node_id);
     }
+    /* With authentication in the list, everything after it moves down one. */
+    if (rep->auth && number >= 6 && s->id != CHECK_STEP_AUTH) {
+        number++;
+    }
     if (number > 0) {
         snprintf(num, sizeof(num), "%d/%d ", number, rep->n_numbered);
     }
@@ -203,6 +209,15 @@ check_report_init(struct check_report *rep, FILE *out, bool json, bool produce_t
     rep->out = out;
     rep->json = json;
     rep->n_numbered = produce_test ? 7 : 6;
+}
+
+void
+check_report_with_auth(struct check_report *rep)
+{
+    if (!rep->auth) {
+        rep->auth = true;
+        rep->n_numbered++;
+    }
 }
 
 void

@@ -21,14 +21,16 @@
 /* The steps, in the order they run. The JSON name and the printed label live in check_report.c. */
 enum check_step_id {
     CHECK_STEP_TRUST_STORE = 0, /* the cluster's TLS context: trust store and client cert */
+    CHECK_STEP_AWS_CREDS,       /* the cluster's AWS credentials and who they are (aws_used) */
     CHECK_STEP_DNS,             /* 1: getaddrinfo of the address dialled */
     CHECK_STEP_TCP,             /* 2: TCP connect, bounded by connect_timeout_ms */
     CHECK_STEP_TLS,             /* 3: TLS handshake: protocol, cipher, peer chain */
     CHECK_STEP_CHAIN,           /* 4: chain against the trust store */
     CHECK_STEP_HOSTNAME,        /* 5: the expected name against the certificate's names */
-    CHECK_STEP_KAFKA,           /* 6: ApiVersions and Metadata over the connection */
-    CHECK_STEP_PRODUCE,         /* 7: one message produced through kbridge */
-    CHECK_STEP_CONSUME          /* 7: the same message consumed back */
+    CHECK_STEP_AUTH,            /* 6 with sasl_mechanism: the SASL exchange kbridge runs */
+    CHECK_STEP_KAFKA,           /* 6 (7 after auth): ApiVersions and Metadata */
+    CHECK_STEP_PRODUCE,         /* 7 (8): one message produced through kbridge */
+    CHECK_STEP_CONSUME          /* 7 (8): the same message consumed back */
 };
 
 enum check_verdict {
@@ -87,6 +89,8 @@ struct check_report {
     FILE *out;                      /* where the report goes (stdout) */
     bool json;                      /* print one JSON document at the end, nothing before */
     int n_numbered;                 /* steps shown as "n/N": 6, or 7 with --produce-test */
+    bool auth;                      /* a cluster authenticates: step 6 is authentication, and
+                                       the later steps and n_numbered count one more */
     bool config_error;              /* a cluster's TLS files were rejected: exit 2 */
     char error[KB_CONF_ERR_MAX];    /* a failure that stopped the run (bad config), "" if none */
     struct check_cluster *clusters; /* owned */
@@ -96,6 +100,12 @@ struct check_report {
 
 /* Starts an empty report that prints to out. */
 void check_report_init(struct check_report *rep, FILE *out, bool json, bool produce_test);
+
+/*
+ * Numbers an authentication step in the text output (call before any step is recorded, once
+ * the configuration says a cluster sets sasl_mechanism).
+ */
+void check_report_with_auth(struct check_report *rep);
 
 /* Frees every record. */
 void check_report_free(struct check_report *rep);

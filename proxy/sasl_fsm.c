@@ -28,6 +28,7 @@ struct sasl_fsm {
     int16_t expect_api;           /* api key of that request */
     int16_t expect_version;       /* its version */
     int64_t session_lifetime_ms;  /* from the final SaslAuthenticate answer */
+    int16_t broker_error;         /* the error code a failing broker answer carried, else 0 */
 };
 
 /* Kafka's name for the error codes a SASL exchange meets. */
@@ -180,6 +181,7 @@ sasl_fsm_on_api_versions(struct sasl_fsm *f, const uint8_t *body, size_t len, st
         return sasl_fsm_fail(f, why, whylen, "malformed ApiVersions answer from the broker");
     }
     if (hs.error != 0) {
+        f->broker_error = hs.error;
         return sasl_fsm_fail(f, why, whylen, "the broker answered ApiVersions with error %d (%s)",
                              hs.error, sasl_fsm_error_name(hs.error));
     }
@@ -210,6 +212,7 @@ sasl_fsm_on_handshake(struct sasl_fsm *f, const uint8_t *body, size_t len, struc
         return sasl_fsm_fail(f, why, whylen, "%s SaslHandshake answer from the broker",
                              st == KP_INCOMPLETE ? "truncated" : "malformed");
     }
+    f->broker_error = res.error;
     if (res.error == KP_ERR_UNSUPPORTED_SASL_MECHANISM) {
         return sasl_fsm_fail(f, why, whylen,
                              "mechanism not enabled on this listener; the broker offers: %s "
@@ -243,6 +246,7 @@ sasl_fsm_on_authenticate(struct sasl_fsm *f, const uint8_t *body, size_t len, st
                              st == KP_INCOMPLETE ? "truncated" : "malformed", f->expect_version);
     }
     if (res.error != 0) {
+        f->broker_error = res.error;
         return sasl_fsm_fail(f, why, whylen, "the broker refused: %s (%s, error %d)",
                              sasl_fsm_quote(&res.error_message, msg, sizeof(msg)),
                              sasl_fsm_error_name(res.error), res.error);
@@ -307,6 +311,12 @@ int
 sasl_fsm_auth_version(const struct sasl_fsm *f)
 {
     return f->auth_version;
+}
+
+int16_t
+sasl_fsm_broker_error(const struct sasl_fsm *f)
+{
+    return f->broker_error;
 }
 
 enum sasl_fsm_state

@@ -79,6 +79,14 @@ int sasl_fsm_auth_version(const struct sasl_fsm *f);
 
 enum sasl_fsm_state sasl_fsm_state(const struct sasl_fsm *f);
 
+/*
+ * After SASL_FSM_FAIL: the Kafka error code of the broker answer that failed the exchange
+ * (UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE, SASL_AUTHENTICATION_FAILED, ...), or 0 when
+ * the failure was not a broker's refusal (malformed answer, mechanism-level check). Lets a
+ * caller such as `kbridge check` name the cause without parsing the sentence.
+ */
+int16_t sasl_fsm_broker_error(const struct sasl_fsm *f);
+
 /* Wipes (the mechanism's secrets included) and frees. NULL is fine. */
 void sasl_fsm_free(struct sasl_fsm *f);
 

@@ -236,6 +236,9 @@ test_sasl_fsm_api_versions_refused(void)
     CHECK_EQ_INT(feed_api_versions(apis_v2, 3, why, sizeof(why)), SASL_FSM_SEND);
 }
 
+/* sasl_fsm_broker_error() of the last feed_handshake() exchange. */
+static int16_t handshake_broker_error;
+
 /* Runs to the handshake answer and feeds a handshake response with error and mechs. */
 static enum sasl_fsm_result
 feed_handshake(int16_t error, const char *mechs, char *why, size_t whylen)
@@ -259,6 +262,7 @@ feed_handshake(int16_t error, const char *mechs, char *why, size_t whylen)
         CHECK_EQ_INT(s.h.api_key, KP_API_SASL_AUTHENTICATE);
         CHECK_EQ_INT(s.h.api_version, 2);
     }
+    handshake_broker_error = sasl_fsm_broker_error(f);
     kp_writer_free(&resp);
     kp_writer_free(&out);
     sasl_fsm_free(f);
@@ -276,11 +280,16 @@ test_sasl_fsm_handshake_refused(void)
     CHECK_STR_CONTAINS(why, "authentication failed (SCRAM-SHA-512): mechanism not enabled on "
                             "this listener; the broker offers: SCRAM-SHA-256, PLAIN");
     CHECK_STR_CONTAINS(why, "9096");
+    /* the code itself, for callers that name the cause (kbridge check) */
+    CHECK_EQ_INT(handshake_broker_error, KP_ERR_UNSUPPORTED_SASL_MECHANISM);
     CHECK_EQ_INT(feed_handshake(KP_ERR_ILLEGAL_SASL_STATE, "", why, sizeof(why)), SASL_FSM_FAIL);
     CHECK_STR_CONTAINS(why, "this listener does not take SASL (ILLEGAL_SASL_STATE)");
+    CHECK_EQ_INT(handshake_broker_error, KP_ERR_ILLEGAL_SASL_STATE);
     CHECK_EQ_INT(feed_handshake(99, "", why, sizeof(why)), SASL_FSM_FAIL);
     CHECK_STR_CONTAINS(why, "answered SaslHandshake with error 99");
+    CHECK_EQ_INT(handshake_broker_error, 99);
     CHECK_EQ_INT(feed_handshake(0, "SCRAM-SHA-512\0", why, sizeof(why)), SASL_FSM_SEND);
+    CHECK_EQ_INT(handshake_broker_error, 0);
 }
 
 static void
@@ -304,6 +313,7 @@ test_sasl_fsm_credentials_refused(void)
                                 "(SASL_AUTHENTICATION_FAILED, error 58)");
         CHECK(strstr(why, "kbsecret") == NULL);
         CHECK_EQ_INT(sasl_fsm_state(f), SASL_FSM_FAILED);
+        CHECK_EQ_INT(sasl_fsm_broker_error(f), KP_ERR_SASL_AUTHENTICATION_FAILED);
         kp_writer_free(&resp);
         kp_writer_free(&out);
         sasl_fsm_free(f);
