@@ -293,7 +293,7 @@ INI
     log "wrote $CONF: [$name] bootstrap_servers = $servers"
     if [[ -n $auth ]]; then
         # No secret here: the keys hold a mechanism, a role, a region and file paths.
-        log "authentication: $(tr '\n' ' ' <<<"$auth")"
+        log "authentication: $(paste -sd ' ' - <<<"$auth")"
     fi
 }
 

@@ -337,7 +337,7 @@ if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
         meta kbridge-aws-region us-east-1
         meta kbridge-gcp-audience sts.amazonaws.com
         run_init || true
-        if grep -q "$mech" "$repo/conf/conf.c"; then
+        if grep -q "\"$mech\"" "$repo/conf/conf.c"; then
             expect "$mech: init succeeds" 0
             assert "$mech: kbridge.ini has the mechanism, aws_credentials = gcp, role, region, audience" sh -c '
                 grep -qx "sasl_mechanism = $2" "$1" && grep -qx "aws_credentials = gcp" "$1" &&
@@ -359,7 +359,7 @@ if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
     rm -f "$tmp/meta/kbridge-aws-role-arn"
     meta kbridge-aws-credentials default
     run_init || true
-    if grep -q AWS_MSK_IAM "$repo/conf/conf.c"; then
+    if grep -q "\"AWS_MSK_IAM\"" "$repo/conf/conf.c"; then
         expect "IAM with kbridge-aws-credentials=default: init succeeds" 0
         assert "... and writes aws_credentials = default, no role, region from the host" sh -c '
             grep -qx "aws_credentials = default" "$1" && ! grep -q "^aws_role_arn" "$1" &&
