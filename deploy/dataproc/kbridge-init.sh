@@ -4,7 +4,7 @@
 #
 #   gcloud dataproc clusters create CLUSTER --region REGION --image-version 2.2-debian12 \
 #       --initialization-actions gs://BUCKET/kbridge-init.sh \
-#       --metadata kbridge-bootstrap-servers=b-1.X.kafka.REGION.amazonaws.com:9094,b-2.X.kafka.REGION.amazonaws.com:9094 \
+#       --metadata '^#^kbridge-bootstrap-servers=b-1.X.kafka.REGION.amazonaws.com:9094,b-2.X.kafka.REGION.amazonaws.com:9094' \
 #       --metadata kbridge-deb-uri=gs://BUCKET/kbridge_0.1.0_amd64.deb
 #
 # Runs as root on every node (master and workers: executors run on the workers and each

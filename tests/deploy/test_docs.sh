@@ -149,7 +149,7 @@ check "README.md no longer calls SaslHandshake v0 unsupported" sh -c \
     '! grep -qi "not supported:.*SaslHandshake v0" "$1"' sh "$readme"
 check "docs/deploy.md shows the gcloud --initialization-actions / --metadata line" \
     sh -c 'grep -q -- "--initialization-actions gs://BUCKET/kbridge-init.sh" "$1" &&
-           grep -q -- "--metadata kbridge-bootstrap-servers=" "$1"' sh "$deploy"
+           grep -qF -- "$2" "$1"' sh "$deploy" "--metadata '^#^kbridge-bootstrap-servers="
 
 # --- shellcheck ------------------------------------------------------------------------------------
 if need shellcheck shellcheck; then
