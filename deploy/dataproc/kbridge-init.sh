@@ -4,7 +4,7 @@
 #
 #   gcloud dataproc clusters create CLUSTER --region REGION --image-version 2.2-debian12 \
 #       --initialization-actions gs://BUCKET/kbridge-init.sh \
-#       --metadata kbridge-bootstrap-servers=b-1.X.kafka.REGION.amazonaws.com:9094,b-2.X.kafka.REGION.amazonaws.com:9094 \
+#       --metadata '^#^kbridge-bootstrap-servers=b-1.X.kafka.REGION.amazonaws.com:9094,b-2.X.kafka.REGION.amazonaws.com:9094' \
 #       --metadata kbridge-deb-uri=gs://BUCKET/kbridge_0.1.0_amd64.deb
 #
 # Runs as root on every node (master and workers: executors run on the workers and each
@@ -26,6 +26,22 @@
 #   kbridge-version            optional: fail unless `kbridge --version` reports this version
 #   kbridge-check-required     optional: true = fail node initialization when `kbridge check`
 #                              fails (default false: log a warning; see run_check below)
+# Authentication to MSK (docs/deploy.md "Dataproc to MSK with IAM and no AWS keys"; unset =
+# TLS only, or clients' own SASL passing through):
+#   kbridge-sasl-mechanism     AWS_MSK_IAM, OAUTHBEARER (MSK IAM, port 9098/9198), or
+#                              SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (9096/9196)
+#   kbridge-aws-role-arn       IAM: the role to assume (arn:aws:iam::ACCOUNT:role/NAME)
+#   kbridge-aws-credentials    IAM: gcp (default when a role is given: the node's Google
+#                              service account's ID token, exchanged at STS; no AWS keys) or
+#                              default (the AWS SDK chain)
+#   kbridge-aws-region         IAM: optional, default from the bootstrap host name
+#   kbridge-gcp-audience       IAM with gcp: optional, the ID token's audience (kbridge's
+#                              default sts.amazonaws.com); the role's trust policy checks it
+#   kbridge-sasl-username      SCRAM/PLAIN: optional when the password file is MSK's JSON secret
+#   kbridge-sasl-password-file SCRAM/PLAIN: absolute path of a file already on the node (custom
+#                              image, or an earlier init action) holding the password or the
+#                              Secrets Manager JSON; made root:kbridge 0640. Never the password
+#                              itself: metadata is readable by every process on the VM
 #
 # Needs a Debian 12 based image (Dataproc 2.2-debian12 or later: kbridge needs OpenSSL 3) and
 # access to the Debian mirrors for apt-get (Cloud NAT for internal-IP-only clusters), plus
@@ -43,6 +59,7 @@ CONF_DIR=$ROOT/etc/kbridge
 CONF=$CONF_DIR/kbridge.ini
 UNIT=$ROOT/etc/systemd/system/kbridge.service
 METADATA=$ROOT/usr/share/google/get_metadata_value
+# libcurl4: kbridge's HTTPS client for AWS STS and the metadata servers (IAM authentication).
 RUNTIME_PKGS=(libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 libcurl4 ca-certificates)
 BUILD_PKGS=(build-essential pkg-config libevent-dev libssl-dev libinih-dev librdkafka-dev libcurl4-openssl-dev)
 
@@ -163,8 +180,73 @@ create_user() {
     fi
 }
 
+# auth_config: prints the cluster section's authentication keys from the metadata (nothing
+# when kbridge-sasl-mechanism is unset). Every value is checked against what the key can hold,
+# so metadata cannot smuggle a newline and another key into the INI file.
+auth_config() {
+    local mech role creds region audience user pwfile gid
+    mech=$(metadata kbridge-sasl-mechanism | tr -d ' \t\r\n')
+    role=$(metadata kbridge-aws-role-arn | tr -d ' \t\r\n')
+    creds=$(metadata kbridge-aws-credentials | tr -d ' \t\r\n')
+    region=$(metadata kbridge-aws-region | tr -d ' \t\r\n')
+    audience=$(metadata kbridge-gcp-audience | tr -d ' \t\r\n')
+    # Not stripped: a user name with a newline or a space in it is refused below, not mangled.
+    user=$(metadata kbridge-sasl-username)
+    pwfile=$(metadata kbridge-sasl-password-file | tr -d ' \t\r\n')
+    mech=${mech^^}
+    case $mech in
+    "")
+        [[ -z $role$creds$region$audience$user$pwfile ]] ||
+            die "kbridge-aws-*/kbridge-gcp-*/kbridge-sasl-* metadata is set but kbridge-sasl-mechanism is not (AWS_MSK_IAM, OAUTHBEARER, SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)"
+        return 0
+        ;;
+    AWS_MSK_IAM | OAUTHBEARER)
+        [[ -z $user$pwfile ]] || die "kbridge-sasl-username/kbridge-sasl-password-file are for SCRAM and PLAIN, not $mech (IAM signs with AWS credentials)"
+        [[ -z $role || $role =~ ^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$ ]] ||
+            die "kbridge-aws-role-arn '$role' is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        creds=${creds,,}
+        if [[ -z $creds ]]; then
+            # On Dataproc the node's own identity is a Google service account: with a role to
+            # assume, exchange its ID token; without one, only the SDK chain can work.
+            if [[ -n $role ]]; then creds=gcp; else creds=default; fi
+        fi
+        case $creds in
+        gcp) [[ -n $role ]] || die "kbridge-aws-credentials=gcp needs kbridge-aws-role-arn (the role the service account's ID token assumes)" ;;
+        default) [[ -z $audience ]] || die "kbridge-gcp-audience is only used with kbridge-aws-credentials=gcp" ;;
+        *) die "kbridge-aws-credentials '$creds': use gcp or default" ;;
+        esac
+        [[ -z $region || $region =~ ^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$ ]] ||
+            die "kbridge-aws-region '$region' is not a region name such as us-east-1"
+        [[ -z $audience || $audience =~ ^[A-Za-z0-9.:/_-]{1,256}$ ]] ||
+            die "kbridge-gcp-audience '$audience': use letters, digits and . : / _ - only"
+        echo "sasl_mechanism = $mech"
+        echo "aws_credentials = $creds"
+        [[ -z $role ]] || echo "aws_role_arn = $role"
+        [[ -z $region ]] || echo "aws_region = $region"
+        [[ -z $audience ]] || echo "gcp_audience = $audience"
+        ;;
+    SCRAM-SHA-512 | SCRAM-SHA-256 | PLAIN)
+        [[ -z $role$creds$region$audience ]] || die "kbridge-aws-*/kbridge-gcp-* metadata is for AWS_MSK_IAM and OAUTHBEARER, not $mech"
+        [[ -n $pwfile ]] || die "kbridge-sasl-mechanism=$mech needs kbridge-sasl-password-file (a file on the node with the password, or MSK's Secrets Manager JSON)"
+        [[ $pwfile =~ ^/[A-Za-z0-9._/-]+$ && $pwfile != *..* ]] ||
+            die "kbridge-sasl-password-file '$pwfile': an absolute path of letters, digits and . _ - /"
+        [[ -z $user || $user =~ ^[A-Za-z0-9._@+-]{1,256}$ ]] ||
+            die "kbridge-sasl-username: use 1-256 letters, digits and . _ @ + - only (no spaces, no line breaks)"
+        [[ -f $ROOT$pwfile ]] || die "kbridge-sasl-password-file $pwfile does not exist on this node (put it there in a custom image or an earlier initialization action)"
+        # kbridge runs as user kbridge and warns about a file others can read.
+        gid=$(awk -F: '$1 == "kbridge" { print $3 }' "$ROOT/etc/group")
+        chown "0:${gid:?group kbridge missing}" "$ROOT$pwfile"
+        chmod 0640 "$ROOT$pwfile"
+        echo "sasl_mechanism = $mech"
+        [[ -z $user ]] || echo "sasl_username = $user"
+        echo "sasl_password_file = $pwfile"
+        ;;
+    *) die "kbridge-sasl-mechanism '$mech': use AWS_MSK_IAM, OAUTHBEARER, SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN" ;;
+    esac
+}
+
 write_config() {
-    local servers name gid
+    local servers name gid auth
     # Metadata is user input that ends up in an INI file: allow host:port list characters only,
     # so a value cannot smuggle in a newline and a second key.
     servers=$(metadata kbridge-bootstrap-servers | tr -d ' \t\r\n')
@@ -174,6 +256,7 @@ write_config() {
     name=$(metadata kbridge-cluster-name | tr -d ' \t\r\n')
     name=${name:-msk}
     [[ $name =~ ^[A-Za-z0-9._-]{1,63}$ && $name != global ]] || die "kbridge-cluster-name '$name': use 1-63 letters, digits, '-', '.' or '_'"
+    auth=$(auth_config) || exit 1
 
     mkdir -p "$CONF_DIR"
     cat >"$CONF.new" <<INI
@@ -190,15 +273,28 @@ broker_port_base = 9093
 tls = on
 tls_verify = full
 INI
-    if ! "$BIN" --check-config -c "$CONF.new" >/dev/null; then
-        rm -f "$CONF.new"
+    [[ -z $auth ]] || printf '%s\n' "$auth" >>"$CONF.new"
+    # The file names paths on the node; under KBRIDGE_ROOT (tests) validate a copy whose
+    # sasl_password_file points into the root, so --check-config opens the same file.
+    local checked=$CONF.new
+    if [[ -n $ROOT ]]; then
+        checked=$CONF.check
+        sed "s|^sasl_password_file = /|sasl_password_file = $ROOT/|" "$CONF.new" >"$checked"
+    fi
+    if ! "$BIN" --check-config -c "$checked" >/dev/null; then
+        rm -f "$CONF.new" "$CONF.check"
         die "the generated configuration is invalid (see the line above); check the metadata"
     fi
+    rm -f "$CONF.check"
     gid=$(awk -F: '$1 == "kbridge" { print $3 }' "$ROOT/etc/group")
     chown "0:${gid:?group kbridge missing}" "$CONF.new"
     chmod 0640 "$CONF.new"
     mv -f "$CONF.new" "$CONF"
     log "wrote $CONF: [$name] bootstrap_servers = $servers"
+    if [[ -n $auth ]]; then
+        # No secret here: the keys hold a mechanism, a role, a region and file paths.
+        log "authentication: $(paste -sd ' ' - <<<"$auth")"
+    fi
 }
 
 install_unit() {
@@ -322,7 +418,7 @@ run_check() {
     case ${required,,} in
     true | yes | 1 | on) die "kbridge check failed (exit $rc) and kbridge-check-required is set" ;;
     esac
-    log "WARNING: kbridge check failed (exit $rc); kbridge is running and will keep retrying. Jobs cannot reach Kafka until the cause above is fixed (MSK public access, security group inbound 9094 from this cluster's egress IPs, DNS)."
+    log "WARNING: kbridge check failed (exit $rc); kbridge is running and will keep retrying. Jobs cannot reach Kafka until the cause above is fixed (MSK public access, the security group's inbound rule for the bootstrap port from this cluster's egress IPs, DNS, and with IAM the role's trust policy and the IAM policy: docs/deploy.md)."
 }
 
 main() {

@@ -67,7 +67,7 @@ if [ -x "$KBRIDGE" ] && command -v dpkg-shlibdeps >/dev/null 2>&1; then
 fi
 # A source tarball as `git archive --prefix=kbridge/` would make, from the working tree.
 (cd "$repo" && tar --exclude='*.o' --exclude='*.a' -czf "$tmp/gcs/kbridge-src.tar.gz" \
-    --transform 's,^,kbridge/,' Makefile kafka_protocol proxy check tls conf auth aws)
+    --transform 's,^,kbridge/,' Makefile kafka_protocol proxy tls conf check auth aws)
 
 # new_root: a fresh node. Metadata values come from $tmp/meta/<key>.
 new_root() {
@@ -125,7 +125,7 @@ if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
     expect "binary mode: init succeeds" 0
     assert "binary mode: kbridge installed in /usr/local/bin" test -x "$tmp/root/usr/local/bin/kbridge"
     assert "binary mode: runtime libraries installed, no compiler" \
-        sh -c 'grep -q "install .*libevent-openssl-2.1-7.*libinih1.*librdkafka1.*ca-certificates" "$1" &&
+        sh -c 'grep -q "install .*libevent-openssl-2.1-7.*libinih1.*librdkafka1.*libcurl4.*ca-certificates" "$1" &&
                ! grep -q build-essential "$1"' sh "$tmp/calls"
     assert "generated kbridge.ini passes kbridge --check-config" "$KBRIDGE" --check-config -c "$ini"
     assert "kbridge.ini has the bootstrap servers from metadata" \
@@ -238,6 +238,136 @@ if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
     run_init || true
     expect "Debian 11 (OpenSSL 1.1) image is refused" fail
 
+    # 6. Authentication metadata. SCRAM: a password file already on the node (custom image or
+    # an earlier init action), never the password itself.
+    iam_servers=b-1.orders.abc123.c2.kafka.us-east-1.amazonaws.com:9198,b-2.orders.abc123.c2.kafka.us-east-1.amazonaws.com:9198
+    role=arn:aws:iam::123456789012:role/kbridge-dataproc
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$(echo "$servers" | sed 's/:9094/:9196/g')"
+    meta kbridge-sasl-mechanism scram-sha-512
+    meta kbridge-sasl-username alice
+    meta kbridge-sasl-password-file /etc/kbridge/msk-secret.json
+    mkdir -p "$tmp/root/etc/kbridge"
+    printf '{"username": "alice", "password": "s3cr3t-Pa55"}\n' >"$tmp/root/etc/kbridge/msk-secret.json"
+    chmod 0644 "$tmp/root/etc/kbridge/msk-secret.json"
+    run_init || true
+    expect "SCRAM: init succeeds" 0
+    assert "SCRAM: kbridge.ini has the mechanism, user and password file" sh -c '
+        grep -qx "sasl_mechanism = SCRAM-SHA-512" "$1" && grep -qx "sasl_username = alice" "$1" &&
+        grep -qx "sasl_password_file = /etc/kbridge/msk-secret.json" "$1"' sh "$ini"
+    # --check-config opens sasl_password_file: point it into the sandbox root for this check.
+    assert "SCRAM: the written kbridge.ini passes kbridge --check-config" sh -c '
+        sed "s|^sasl_password_file = /|sasl_password_file = $2/|" "$1" >"$1.t" &&
+        "$3" --check-config -c "$1.t"; rc=$?; rm -f "$1.t"; exit $rc' sh "$ini" "$tmp/root" "$KBRIDGE"
+    assert "SCRAM: the password file is made root:kbridge 0640" sh -c '
+        gid=$(awk -F: "\$1 == \"kbridge\" { print \$3 }" "$1/etc/group")
+        [ "$(stat -c %u:%g:%a "$2")" = "0:$gid:640" ]' sh "$tmp/root" "$tmp/root/etc/kbridge/msk-secret.json"
+    assert "SCRAM: the password is in no output and not in kbridge.ini" sh -c \
+        '! grep -q s3cr3t-Pa55 "$1" "$2"' sh "$tmp/out" "$ini"
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-sasl-mechanism SCRAM-SHA-256
+    meta kbridge-sasl-password-file /etc/kbridge/missing
+    run_init || true
+    expect "SCRAM: a password file that is not on the node fails" fail
+    assert "... naming the file" grep -q 'kbridge-sasl-password-file /etc/kbridge/missing does not exist' "$tmp/out"
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-sasl-mechanism SCRAM-SHA-512
+    meta kbridge-sasl-username "$(printf 'alice\nsasl_mechanism = PLAIN')"
+    meta kbridge-sasl-password-file /etc/kbridge/pw
+    mkdir -p "$tmp/root/etc/kbridge" && echo pw >"$tmp/root/etc/kbridge/pw"
+    run_init || true
+    expect "SCRAM: a user name that smuggles a second key is rejected" fail
+    assert "... and no kbridge.ini is written" test ! -e "$ini"
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-sasl-mechanism GSSAPI
+    run_init || true
+    expect "an unknown kbridge-sasl-mechanism fails" fail
+    assert "... listing the known ones" grep -q "use AWS_MSK_IAM, OAUTHBEARER, SCRAM-SHA-512" "$tmp/out"
+
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$servers"
+    meta kbridge-aws-role-arn "$role"
+    run_init || true
+    expect "kbridge-aws-role-arn without kbridge-sasl-mechanism fails (it would be unused)" fail
+
+    # IAM from Dataproc: a role and nothing else gives aws_credentials = gcp.
+    iam_node() {
+        new_root
+        meta kbridge-binary-uri gs://bucket/kbridge-bin
+        meta kbridge-bootstrap-servers "$iam_servers"
+        meta kbridge-sasl-mechanism "$1"
+        meta kbridge-aws-role-arn "$role"
+    }
+    iam_node AWS_MSK_IAM
+    meta kbridge-aws-role-arn "arn:aws:iam::123:role/x"
+    run_init || true
+    expect "IAM: a malformed role ARN fails" fail
+    iam_node AWS_MSK_IAM
+    meta kbridge-aws-region "us-east-1; x"
+    run_init || true
+    expect "IAM: a malformed region fails" fail
+    iam_node AWS_MSK_IAM
+    meta kbridge-sasl-password-file /etc/kbridge/pw
+    run_init || true
+    expect "IAM: a SCRAM password file with AWS_MSK_IAM fails" fail
+    new_root
+    meta kbridge-binary-uri gs://bucket/kbridge-bin
+    meta kbridge-bootstrap-servers "$iam_servers"
+    meta kbridge-sasl-mechanism AWS_MSK_IAM
+    meta kbridge-aws-credentials gcp
+    run_init || true
+    expect "IAM: kbridge-aws-credentials=gcp without a role fails" fail
+    assert "... saying the role is needed" grep -q 'gcp needs kbridge-aws-role-arn' "$tmp/out"
+
+    # The config the IAM metadata writes is only valid for a binary that knows the IAM
+    # mechanisms; the tree under test says whether it should (conf/conf.c names them).
+    for mech in AWS_MSK_IAM OAUTHBEARER; do
+        iam_node "$mech"
+        meta kbridge-aws-region us-east-1
+        meta kbridge-gcp-audience sts.amazonaws.com
+        run_init || true
+        if grep -q "\"$mech\"" "$repo/conf/conf.c"; then
+            expect "$mech: init succeeds" 0
+            assert "$mech: kbridge.ini has the mechanism, aws_credentials = gcp, role, region, audience" sh -c '
+                grep -qx "sasl_mechanism = $2" "$1" && grep -qx "aws_credentials = gcp" "$1" &&
+                grep -qx "aws_role_arn = $3" "$1" && grep -qx "aws_region = us-east-1" "$1" &&
+                grep -qx "gcp_audience = sts.amazonaws.com" "$1"' sh "$ini" "$mech" "$role"
+            assert "$mech: the written kbridge.ini passes kbridge --check-config" \
+                "$KBRIDGE" --check-config -c "$ini"
+        else
+            # Before the daemon knows the mechanism: the node fails at --check-config, with
+            # kbridge's own error, instead of running a config kbridge cannot load.
+            expect "$mech: init fails while this kbridge does not know $mech" fail
+            assert "... with kbridge's error naming $mech, and no kbridge.ini" sh -c '
+                grep -q "invalid sasl_mechanism .$2." "$1" && [ ! -e "$3" ]' sh "$tmp/out" "$mech" "$ini"
+        fi
+    done
+    # kbridge-aws-credentials=default: the SDK chain (e.g. AWS_* in the unit's environment).
+    iam_node AWS_MSK_IAM
+    meta kbridge-aws-role-arn ""
+    rm -f "$tmp/meta/kbridge-aws-role-arn"
+    meta kbridge-aws-credentials default
+    run_init || true
+    if grep -q "\"AWS_MSK_IAM\"" "$repo/conf/conf.c"; then
+        expect "IAM with kbridge-aws-credentials=default: init succeeds" 0
+        assert "... and writes aws_credentials = default, no role, region from the host" sh -c '
+            grep -qx "aws_credentials = default" "$1" && ! grep -q "^aws_role_arn" "$1" &&
+            ! grep -q "^aws_region" "$1"' sh "$ini"
+    else
+        expect "IAM with kbridge-aws-credentials=default: fails while kbridge lacks AWS_MSK_IAM" fail
+    fi
+
     # 5. Source tarball built on the node.
     new_root
     meta kbridge-source-uri gs://bucket/kbridge-src.tar.gz
@@ -245,7 +375,7 @@ if [ -x "$KBRIDGE" ] && command -v unshare >/dev/null 2>&1 &&
     run_init || true
     expect "source mode: builds kbridge on the node and succeeds" 0
     assert "source mode: build dependencies requested" \
-        grep -q 'install .*build-essential.*libinih-dev.*librdkafka-dev' "$tmp/calls"
+        grep -q 'install .*build-essential.*libinih-dev.*librdkafka-dev.*libcurl4-openssl-dev' "$tmp/calls"
     assert "source mode: built binary runs" "$tmp/root/usr/local/bin/kbridge" --version
 fi
 

@@ -77,9 +77,79 @@ ssl_rows() { # each option a direct-TLS job sets has a row in the mapping table
     [ -z "$missing" ] || { echo "no table row for:$missing"; return 1; }
 }
 check "docs/deploy.md maps every kafka.ssl.* option to a kbridge key" ssl_rows
+sasl_rows() { # each SASL option a job sets for MSK has a row, naming the key that replaces it
+    missing=
+    for o in 'kafka\.security\.protocol=SASL_SSL' 'kafka\.sasl\.mechanism=SCRAM-SHA-512' \
+        'kafka\.sasl\.mechanism=AWS_MSK_IAM' 'kafka\.sasl\.mechanism=OAUTHBEARER' \
+        'kafka\.sasl\.jaas\.config' ScramLoginModule IAMLoginModule \
+        'kafka\.sasl\.client\.callback\.handler\.class' 'kafka\.sasl\.login\.callback\.handler\.class'; do
+        grep -q "^| [^|]*$o" "$deploy" || missing="$missing $o"
+    done
+    for k in 'sasl_mechanism = SCRAM-SHA-512' sasl_username sasl_password_file \
+        'sasl_mechanism = AWS_MSK_IAM' 'sasl_mechanism = OAUTHBEARER' aws_credentials aws_role_arn; do
+        grep -q "^|.*$k" "$deploy" || missing="$missing ($k)"
+    done
+    [ -z "$missing" ] || { echo "no table row for:$missing"; return 1; }
+}
+check "docs/deploy.md maps kafka.sasl.* and SASL_SSL to the sasl_*/aws_* keys" sasl_rows
+no_iam_passthrough() { # IAM cannot pass through kbridge: no row may advise keeping it on the job
+    if grep -n '^| [^|]*AWS_MSK_IAM[^|]*|[^|]*keep `kafka\.sasl' "$deploy"; then
+        echo "a row keeps kafka.sasl.* on the client for AWS_MSK_IAM"
+        return 1
+    fi
+}
+check "docs/deploy.md does not tell IAM jobs to keep kafka.sasl.* (the signature names 127.0.0.1)" \
+    no_iam_passthrough
+check "docs/deploy.md has \"## Dataproc to MSK with IAM and no AWS keys\"" \
+    grep -qxF "## Dataproc to MSK with IAM and no AWS keys" "$deploy"
+iam_policies() { # the JSON blocks marked for this test parse, and say what the section promises
+    PYTHONDONTWRITEBYTECODE=1 "$PYTHON" - "$deploy" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+blocks = dict(re.findall(r"<!-- tests/deploy/test_docs.sh parses this block as JSON: ([^>]+?) -->\n```json\n(.*?)```", text, re.S))
+assert set(blocks) == {"trust policy", "MSK policy"}, sorted(blocks)
+trust = json.loads(blocks["trust policy"])["Statement"][0]
+assert trust["Principal"] == {"Federated": "accounts.google.com"}, trust["Principal"]
+assert trust["Action"] == "sts:AssumeRoleWithWebIdentity", trust["Action"]
+cond = trust["Condition"]["StringEquals"]
+assert re.fullmatch(r"\d{21}", cond["accounts.google.com:aud"]), "aud is the unique id"
+assert cond["accounts.google.com:sub"] == cond["accounts.google.com:aud"], "sub = aud = unique id"
+assert cond["accounts.google.com:oaud"] == "sts.amazonaws.com", "oaud = gcp_audience's default"
+msk = json.loads(blocks["MSK policy"])["Statement"]
+acts = {a: st["Resource"] for st in msk for a in st["Action"]}
+for a in ("Connect", "DescribeCluster", "DescribeTopic", "ReadData", "WriteData",
+          "DescribeGroup", "AlterGroup"):
+    assert "kafka-cluster:" + a in acts, a
+def arns(r):
+    return r if isinstance(r, list) else [r]
+for act, kind in (("Connect", "cluster"), ("ReadData", "topic"), ("AlterGroup", "group")):
+    for r in arns(acts["kafka-cluster:" + act]):
+        assert re.match(r"arn:aws:kafka:[a-z0-9-]+:\d{12}:%s/" % kind, r), (act, r)
+PY
+}
+check "docs/deploy.md: the trust policy and the MSK policy are valid JSON with the promised conditions and ARNs" \
+    iam_policies
+check "docs/deploy.md: the trust policy's oaud is gcp_audience's default in config.md" \
+    grep -q '^| `gcp_audience` | string | `sts.amazonaws.com`' "$repo/docs/config.md"
+
+# --- README.md -----------------------------------------------------------------------------------
+readme=$repo/README.md
+check "README.md has \"## Authenticating to MSK\"" grep -qxF "## Authenticating to MSK" "$readme"
+readme_auth() { # the section covers every MSK access mode and what kbridge does itself
+    sec=$(sed -n '/^## Authenticating to MSK$/,/^## [^A]/p' "$readme")
+    missing=
+    for w in 9094 9194 9096 9196 9098 9198 SCRAM-SHA-512 AWS_MSK_IAM OAUTHBEARER \
+        aws_credentials KIP-368 ILLEGAL_SASL_STATE /readyz 'SaslHandshake v0'; do
+        printf '%s\n' "$sec" | grep -qF -- "$w" || missing="$missing $w"
+    done
+    [ -z "$missing" ] || { echo "README \"Authenticating to MSK\" does not mention:$missing"; return 1; }
+}
+check "README.md \"Authenticating to MSK\": ports, mechanisms, re-authentication, refusals" readme_auth
+check "README.md no longer calls SaslHandshake v0 unsupported" sh -c \
+    '! grep -qi "not supported:.*SaslHandshake v0" "$1"' sh "$readme"
 check "docs/deploy.md shows the gcloud --initialization-actions / --metadata line" \
     sh -c 'grep -q -- "--initialization-actions gs://BUCKET/kbridge-init.sh" "$1" &&
-           grep -q -- "--metadata kbridge-bootstrap-servers=" "$1"' sh "$deploy"
+           grep -qF -- "$2" "$1"' sh "$deploy" "--metadata '^#^kbridge-bootstrap-servers="
 
 # --- shellcheck ------------------------------------------------------------------------------------
 if need shellcheck shellcheck; then
