@@ -14,13 +14,14 @@ $(LRK_DIR)/.stamp: tests/modern/build_librdkafka.sh
 	sh tests/modern/build_librdkafka.sh $(LRK_DIR)
 	@touch $@
 
-# The same kbmock.c against librdkafka 2.12, which enables --advertise-host: its headers via
+# The same kbmock (KBMOCK_SRC, as the top-level Makefile builds it) against librdkafka 2.12, which enables --advertise-host: its headers via
 # -isystem (searched before /usr/include, and their own warnings stay quiet), -L and a run path
 # to its library.
-$(MODERN_DIR)/kbmock-modern: tests/integration/kbmock.c $(LRK_DIR)/.stamp
+$(MODERN_DIR)/kbmock-modern: $(KBMOCK_SRC) $(BUILD)/libkp.a $(LRK_DIR)/.stamp
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -isystem $(LRK_DIR)/include $(PKG_CFLAGS) -o $@ $< $(LDFLAGS_ALL) \
-	    -L$(LRK_DIR)/lib -Wl,-rpath,$(abspath $(LRK_DIR))/lib $(PKG_LIBS) -lpthread
+	$(CC) $(CFLAGS_ALL) -isystem $(LRK_DIR)/include $(KB_INC) $(PKG_CFLAGS) -o $@ $(KBMOCK_SRC) \
+	    $(BUILD)/libkp.a $(LDFLAGS_ALL) -L$(LRK_DIR)/lib -Wl,-rpath,$(abspath $(LRK_DIR))/lib \
+	    $(PKG_LIBS) -lpthread
 
 # LD_PRELOAD'ed into client processes: no sanitizer flags, whatever $(SAN) says.
 $(MODERN_DIR)/connect_recorder.so: tests/modern/connect_recorder.c
