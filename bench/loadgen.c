@@ -111,6 +111,8 @@ struct lg_worker {
 };
 
 static _Atomic int lg_stop; /* throughput: stop sending, collect what is in flight */
+/* Minor page faults of the --pid processes at the last lg_proc_sample (main thread only). */
+static unsigned long long lg_minflt;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -400,8 +402,9 @@ lg_proc_sample(const struct lg_opts *o, double *cpu, long *rss_kib)
 
     *cpu = 0;
     *rss_kib = 0;
+    lg_minflt = 0;
     for (i = 0; i < o->n_pids; i++) {
-        unsigned long ut = 0, st = 0;
+        unsigned long ut = 0, st = 0, mf = 0;
         char *close_paren;
         FILE *f;
 
@@ -416,14 +419,15 @@ lg_proc_sample(const struct lg_opts *o, double *cpu, long *rss_kib)
         }
         fclose(f);
         close_paren = strrchr(line, ')');
-        /* after "pid (comm)": state is field 3, utime field 14, stime field 15 */
+        /* after "pid (comm)": state is field 3, minflt 10, utime 14, stime 15 */
         if (!close_paren || sscanf(close_paren + 2,
-                                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                                   "%*c %*d %*d %*d %*d %*d %*u %lu %*u %*u "
                                    "%*u %lu %lu",
-                                   &ut, &st) != 2) {
+                                   &mf, &ut, &st) != 3) {
             return false;
         }
         *cpu += (double)(ut + st) / (double)ticks;
+        lg_minflt += mf;
         snprintf(path, sizeof(path), "/proc/%d/status", o->pids[i]);
         f = fopen(path, "r");
         if (!f) {
@@ -811,6 +815,7 @@ lg_throughput(const struct lg_opts *o, SSL_CTX *ctx)
     double t0, t1, cpu0 = 0, cpu1 = 0, cpu;
     long rss = 0, rss_max = 0, rss_base = 0, hwm = -1;
     uint64_t c0, c1, b0, b1, bytes;
+    unsigned long long mf0 = 0;
     bool procs_ok = true, hwm_ok = false;
     int i, rc = 0;
 
@@ -839,6 +844,7 @@ lg_throughput(const struct lg_opts *o, SSL_CTX *ctx)
     t0 = lg_now();
     if (o->n_pids > 0) {
         procs_ok = lg_proc_sample(o, &cpu0, &rss);
+        mf0 = lg_minflt;
     }
     while (lg_now() - t0 < o->secs && !atomic_load(&lg_stop)) {
         lg_sleep(0.1);
@@ -876,6 +882,8 @@ lg_throughput(const struct lg_opts *o, SSL_CTX *ctx)
         if (hwm_ok && hwm >= 0) {
             printf(" hwm_kib=%ld", hwm);
         }
+        printf(" minflt_per_gb=%.0f",
+               bytes ? (double)(lg_minflt - mf0) / ((double)bytes / 1e9) : 0.0);
     } else if (o->n_pids > 0) {
         printf(" proc=gone");
         rc = 1;

@@ -236,6 +236,7 @@ measure_tp() {
     R[$path,mbps,$wl,$round]=$(kv "$line" mbps)
     R[$path,cpugb,$wl,$round]=$(kv "$line" cpu_s_per_gb)
     R[$path,cpuutil,$wl,$round]=$(kv "$line" cpu_util)
+    R[$path,pfgb,$wl,$round]=$(kv "$line" minflt_per_gb)
     hwm=$(kv "$line" hwm_kib)
     base=$(kv "$line" rss_base_kib)
     R[$path,hwm,$wl,$round]=$hwm
@@ -503,7 +504,7 @@ for path in "${PATHS[@]}"; do
         if [ "$(wl_api "$wl")" = fetch ]; then
             round_ratio "$path,xv15,$wl" "$path,cpugb,$wl" "$path,cpugb,f15_${wl##*_}"
         fi
-        for m in mbps cpugb cpuutil hwm growth recgb recfull xfloor xhap xv15; do
+        for m in mbps cpugb cpuutil pfgb hwm growth recgb recfull xfloor xhap xv15; do
             R[$path,$m,$wl]=$(med "$path,$m,$wl")
             R[$path,${m}_spread,$wl]=$(spread "$path,$m,$wl")
         done
@@ -709,14 +710,15 @@ path_name() {
 wl_table() {
     local wl=$1 p rec
     echo "| path | MB/s | CPU s/GB | x floor | x HAProxy |$([ "$(wl_api "$wl")" = fetch ] &&
-        echo ' x Fetch v15 |') peak RSS KiB | RSS growth KiB/conn | TLS records/GB (full %) | \
-syscalls/GB | top syscalls per GB |"
-    echo "|---|---:|---:|---:|---:|$([ "$(wl_api "$wl")" = fetch ] && echo '---:|')---:|---:|---:|---:|---|"
+        echo ' x Fetch v15 |') peak RSS KiB | RSS growth KiB/conn | page faults/GB | TLS records/GB \
+(full %) | syscalls/GB | top syscalls per GB |"
+    echo "|---|---:|---:|---:|---:|$([ "$(wl_api "$wl")" = fetch ] && echo '---:|')---:|---:|---:|---:|---:|---|"
     for p in "${PATHS[@]}"; do
         rec="$(v "$p,recgb,$wl") ($(v "$p,recfull,$wl") %)"
         echo "| $(path_name "$p") | $(cell "$p,mbps,$wl" "$p,err,$wl") | $(cell "$p,cpugb,$wl") | \
 $(cell "$p,xfloor,$wl") | $(cell "$p,xhap,$wl") |$([ "$(wl_api "$wl")" = fetch ] &&
-            echo " $(cell "$p,xv15,$wl") |") $(v "$p,hwm,$wl") | $(v "$p,growth,$wl") | $rec | \
+            echo " $(cell "$p,xv15,$wl") |") $(v "$p,hwm,$wl") | $(v "$p,growth,$wl") | \
+$(v "$p,pfgb,$wl") | $rec | \
 $(v "$p,sysgb,$wl") | $(v "$p,systop,$wl") |"
     done
 }
@@ -790,7 +792,9 @@ request frames answered for Produce, response bytes received (counted as they ar
 Fetch. CPU s/GB = (utime+stime of the proxy process, /proc/PID/stat) / 10^9 payload bytes."
     echo "- Peak RSS = the proxy's VmHWM over the run (warm-up included), after resetting it \
 (\`echo 5 > /proc/PID/clear_refs\`) just before the run; RSS growth = (VmHWM - VmRSS at the \
-reset) / connections."
+reset) / connections. Page faults/GB = minor faults of the proxy (/proc/PID/stat minflt) in \
+the measured seconds per 10^9 payload bytes: memory freshly mapped for data (on this \
+paravirtualised VM every fault is expensive, see PROFILE.md)."
     echo "- TLS records/GB: records in the payload direction per 10^9 payload bytes, counted \
 by the sink with OpenSSL's message callback (it sees every record header): records the proxy \
 sent to the sink for Produce, records the sink sent for Fetch (the same for every path: the \

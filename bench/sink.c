@@ -685,6 +685,7 @@ sink_serve(struct sink *s, struct sink_conn *c)
 {
     bool want_out = false, read_wants_out = false;
 
+again:
     for (;;) {
         int n, e;
 
@@ -722,6 +723,11 @@ sink_serve(struct sink *s, struct sink_conn *c)
     if (!sink_flush(s, c, &want_out)) {
         sink_close(s, c);
         return;
+    }
+    if (c->read_paused && c->out_len - c->out_off + c->ext_left <= SINK_OUT_CAP) {
+        /* the flush drained it below the cap: without this, a connection whose output went out
+           whole here would wait for neither input nor output, and stall (a 50 MiB response) */
+        goto again;
     }
     sink_interest(s, c,
                   (c->read_paused ? 0 : EPOLLIN) | (want_out || read_wants_out ? EPOLLOUT : 0));
