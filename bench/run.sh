@@ -693,6 +693,17 @@ cell() {
     return 0
 }
 calc() { awk "BEGIN { printf \"%.2f\", $1 }" 2>/dev/null; }
+# unstable KEY : a warning when KEY's per-round values differ by more than 1.5x (a median of
+# rounds that disagree that much describes none of them)
+unstable() {
+    local sk sp
+    sk=$(awk -v k="$1" 'BEGIN { n = split(k, a, ","); s = a[1] "," a[2] "_spread";
+        for (i = 3; i <= n; i++) s = s "," a[i]; print s }')
+    sp=${R[$sk]:-}
+    [ -n "$sp" ] && awk -v lo="${sp%-*}" -v hi="${sp#*-}" 'BEGIN {
+        if (lo > 0 && hi / lo > 1.5) printf "; **rounds disagree** (%s-%s): see below", lo, hi }'
+    return 0
+}
 # target VALUE LIMIT : for "VALUE <= LIMIT": "**met** (N% under)" / "**missed** by N%" / "n/a"
 target() {
     if [ -z "$1" ] || [ -z "$2" ]; then echo "n/a (not measured)"; return; fi
@@ -819,22 +830,22 @@ started proxy (the long-running ones hold heap freed by the 50 MiB responses). K
         has_wl $wl || continue
         echo "| $(wl_name $wl): kbridge CPU/GB <= 1.05x the floor | \
 $(cell "kb1,xfloor,$wl")x ($(v "kb1,cpugb,$wl") vs $(v "floor,cpugb,$wl") s/GB) | \
-$(target "${R[kb1,xfloor,$wl]:-}" 1.05) |"
+$(target "${R[kb1,xfloor,$wl]:-}" 1.05)$(unstable "kb1,xfloor,$wl") |"
         echo "| $(wl_name $wl): kbridge CPU/GB <= 0.90x HAProxy | \
 $(cell "kb1,xhap,$wl")x ($(v "kb1,cpugb,$wl") vs $(v "haproxy,cpugb,$wl") s/GB) | \
-$(target "${R[kb1,xhap,$wl]:-}" 0.90) |"
+$(target "${R[kb1,xhap,$wl]:-}" 0.90)$(unstable "kb1,xhap,$wl") |"
     done
     for wl in p3_1k p9_1k p11_1k; do
         has_wl $wl || continue
         echo "| $(wl_name $wl): kbridge CPU/GB <= 0.90x HAProxy | \
 $(cell "kb1,xhap,$wl")x ($(v "kb1,cpugb,$wl") vs $(v "haproxy,cpugb,$wl") s/GB) | \
-$(target "${R[kb1,xhap,$wl]:-}" 0.90) |"
+$(target "${R[kb1,xhap,$wl]:-}" 0.90)$(unstable "kb1,xhap,$wl") |"
     done
     for wl in "${WORKLOADS[@]}"; do
         case $wl in f16_* | f17_*) lim=1.05 ;; f16ne_* | f17ne_*) lim=1.15 ;; *) continue ;; esac
         echo "| $(wl_name $wl): kbridge CPU/GB <= ${lim}x Fetch v15 (same size, kbridge) | \
 $(cell "kb1,xv15,$wl")x ($(v "kb1,cpugb,$wl") vs $(v "kb1,cpugb,f15_${wl##*_}") s/GB; \
-the floor: $(v "floor,xv15,$wl")x) | $(target "${R[kb1,xv15,$wl]:-}" $lim) |"
+the floor: $(v "floor,xv15,$wl")x) | $(target "${R[kb1,xv15,$wl]:-}" $lim)$(unstable "kb1,xv15,$wl") |"
     done
     for wl in "${WORKLOADS[@]}"; do
         case $wl in f*_50m) ;; *) continue ;; esac
@@ -853,6 +864,14 @@ HAProxy +${hadded:-?} µs over direct ($(v kb1,p99) / $(v haproxy,p99) / $(v dir
 $(target "$added" "$hadded") |"
     echo "| <= 64 KiB per idle client connection (incl. its upstream TLS connection) | \
 $(v kb1,idle_kib) KiB (HAProxy: $(v haproxy,idle_kib) KiB) | $(target "${R[kb1,idle_kib]:-}" 64) |"
+    echo
+    echo "Where the rounds of a ratio disagree by more than 1.5x the verdict says so: the \
+median then describes none of them. Seen so far on kbridge's Fetch v16+ path, whose cost \
+depends on glibc's heap: a response needing a rewrite is held whole, pulled up and copied, in \
+fresh memory that page-faults in (see page faults/GB and PROFILE.md), until the process has \
+once freed a block large enough (a 50 MiB response) for malloc to keep its heap: after that \
+it stops faulting. kbridge 1 worker's round 1 runs before any 50 MiB response, its rounds 2 \
+and 3 after; 2 workers (per-thread arenas) fault in every round."
     echo
     echo "The 2-workers throughput target of earlier runs is dropped (issue 16: load generator, \
 sink and proxy share $(nproc) vCPUs); kbridge 2 workers' CPU per GB is in every table below."
