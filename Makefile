@@ -177,8 +177,9 @@ fuzz: $(FUZZ_BIN)
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	    ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$n tests/golden/frames tests/fuzz/seeds; done
 
-# Benchmarks (not tests): the codec micro-benchmark, then kbridge vs HAProxy vs direct TLS
-# side by side (bench/run.sh; needs haproxy; writes bench/RESULTS.md and bench/PROFILE.md).
+# Benchmarks (not tests): the codec micro-benchmark, then kbridge vs HAProxy vs the floor relay
+# vs direct TLS side by side, Produce and Fetch (bench/run.sh; needs haproxy, strace and perf;
+# about 20 minutes; writes bench/RESULTS.md and bench/PROFILE.md).
 bench: $(BUILD)/libkp.a $(BUILD)/kbridge
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
 	bash bench/run.sh $(abspath $(BUILD))
