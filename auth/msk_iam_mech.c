@@ -41,7 +41,7 @@ msk_iam_mech_expires(time_t now, time_t expiration)
         return 0;
     }
     return expiration - now < KB_MSK_IAM_EXPIRES ? (unsigned)(expiration - now)
-                                                  : KB_MSK_IAM_EXPIRES;
+                                                 : KB_MSK_IAM_EXPIRES;
 }
 
 /*
