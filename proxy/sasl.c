@@ -229,6 +229,23 @@ sasl_aws_creds(const struct kb_cluster_conf *cc, const char *mech, struct aws_cr
     return false;
 }
 
+bool
+sasl_ready(const struct kb_cluster_conf *cc, char *why, size_t whylen)
+{
+    char reason[512];
+
+    if (!KB_SASL_IS_IAM(cc->sasl_mechanism) || !cc->aws_provider) {
+        return true;
+    }
+    aws_provider_reason(cc->aws_provider, reason, sizeof(reason));
+    if (!*reason) {
+        return true;
+    }
+    snprintf(why, whylen, SASL_FAIL_PREFIX " (%s): no valid AWS credentials for [%s]: %s",
+             conf_sasl_mechanism_str(cc->sasl_mechanism), cc->name, reason);
+    return false;
+}
+
 struct sasl *
 sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char *host,
            int auth_version, int timeout_ms, size_t max_frame, sasl_done_fn done, void *arg,

@@ -48,6 +48,15 @@ struct sasl *sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *c
                         int auth_version, int timeout_ms, size_t max_frame, sasl_done_fn done,
                         void *arg, char *why, size_t whylen);
 
+/*
+ * Whether cc's mechanism has what it needs to start right now: true without a mechanism or for
+ * SCRAM/PLAIN; for the IAM mechanisms, true when the cluster's provider holds valid AWS
+ * credentials. false with one sentence starting with SASL_FAIL_PREFIX and the provider's reason
+ * in why. Lets a connection fail before dialling when there is nothing to sign with (no TLS
+ * handshake wasted, and no back-off: the brokers refused nothing). Thread-safe, never blocks.
+ */
+bool sasl_ready(const struct kb_cluster_conf *cc, char *why, size_t whylen);
+
 /* Abandons the exchange: done will not fire, bev's callbacks are cleared. NULL is fine. */
 void sasl_cancel(struct sasl *s);
 
