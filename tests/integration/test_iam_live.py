@@ -59,10 +59,11 @@ def sts(certs, tmp_path):
 
 @pytest.fixture
 def iam_bridge(kbmock, kbridge, ports, certs, tmp_path, sts):
-    """start(mechanism, env, keys=None, **mock_opts) -> (mock, kb, bootstrap, admin_port).
-    The mock knows the static test key and every key the mock STS issues."""
+    """start(mechanism, env, keys=None, ready=True, **mock_opts) -> (mock, kb, bootstrap,
+    admin_port). The mock knows the static test key and every key the mock STS issues. ready:
+    wait until /readyz is 200 (the first credentials are there), as a deployment would."""
 
-    def start(mechanism, env, keys=None, **mock_opts):
+    def start(mechanism, env, keys=None, ready=True, **mock_opts):
         with open(sts.creds_file, "a") as f:
             f.write(f"{STATIC_KEY} {STATIC_SECRET} {STATIC_TOKEN} 0 "
                     f"arn:aws:iam::123456789012:user/kbridge-static\n")
@@ -77,6 +78,9 @@ def iam_bridge(kbmock, kbridge, ports, certs, tmp_path, sts):
                                  **(keys or {})})
         ini = ini.replace("[global]\n", f"[global]\nadmin_listen = 127.0.0.1:{admin_port}\n")
         kb = kbridge(ini, env=env)
+        if ready:
+            status, body = wait_ready(admin_port)
+            assert status == 200, body
         return mock, kb, f"127.0.0.1:{p.listen}", admin_port
 
     return start
@@ -260,7 +264,7 @@ def test_reauthentication_with_short_sessions(iam_bridge, tmp_path):
 def test_sts_down_at_start_then_back(iam_bridge, tmp_path, sts):
     sts.down = True
     env = clean_env(tmp_path, **web_identity(tmp_path, sts))
-    mock, kb, bootstrap, admin = iam_bridge("AWS_MSK_IAM", env)
+    mock, kb, bootstrap, admin = iam_bridge("AWS_MSK_IAM", env, ready=False)
     kb.wait_log(r"ServiceUnavailable|503", timeout=15)
     status, body = http_get(admin, "/readyz")
     assert status == 503, body
@@ -283,7 +287,7 @@ def test_sts_down_at_start_then_back(iam_bridge, tmp_path, sts):
 def test_wrong_role_is_named(iam_bridge, tmp_path, sts):
     env = clean_env(tmp_path, **web_identity(tmp_path, sts))
     sts.trust[ROLE] = {"sub": "system:serviceaccount:other:someone"}  # the trust policy refuses
-    mock, kb, bootstrap, admin = iam_bridge("OAUTHBEARER", env)
+    mock, kb, bootstrap, admin = iam_bridge("OAUTHBEARER", env, ready=False)
     line = kb.wait_log(r"AccessDenied", timeout=15)
     assert "Not authorized to perform sts:AssumeRoleWithWebIdentity" in kb.log_text(), line
     status, body = http_get(admin, "/readyz")
