@@ -296,8 +296,13 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (!sasl_ready(cc, why, sizeof(why))) {
-        pr->cl->metrics->failures[KB_FAIL_AUTH]++;
+        /* Nothing to sign with yet: look again in a second rather than a whole interval, so
+         * the cluster is ready soon after the provider's first (or recovered) credentials.
+         * Checking costs a mutex, not a connection (so it counts no upstream failure). */
+        struct timeval soon = {1, 0};
+
         probe_done(pr, probe_target(pr, t, sizeof(t)), why);
+        evtimer_add(pr->timer, &soon); /* reschedules the timer probe_done set */
         return;
     }
     target = &cc->bootstrap[pr->next_bootstrap];

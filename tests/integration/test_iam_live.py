@@ -63,7 +63,7 @@ def iam_bridge(kbmock, kbridge, ports, certs, tmp_path, sts):
     admin_port). The mock knows the static test key and every key the mock STS issues. ready:
     wait until /readyz is 200 (the first credentials are there), as a deployment would."""
 
-    def start(mechanism, env, keys=None, ready=True, **mock_opts):
+    def start(mechanism, env, keys=None, ready=True, workers=1, **mock_opts):
         with open(sts.creds_file, "a") as f:
             f.write(f"{STATIC_KEY} {STATIC_SECRET} {STATIC_TOKEN} 0 "
                     f"arn:aws:iam::123456789012:user/kbridge-static\n")
@@ -76,7 +76,8 @@ def iam_bridge(kbmock, kbridge, ports, certs, tmp_path, sts):
                           tls_ca=certs / "ca.pem",
                           extra={"sasl_mechanism": mechanism, "aws_region": REGION,
                                  **(keys or {})})
-        ini = ini.replace("[global]\n", f"[global]\nadmin_listen = 127.0.0.1:{admin_port}\n")
+        ini = ini.replace("[global]\n", f"[global]\nadmin_listen = 127.0.0.1:{admin_port}\n"
+                                         f"workers = {workers}\n")
         kb = kbridge(ini, env=env)
         if ready:
             status, body = wait_ready(admin_port)
@@ -358,3 +359,35 @@ def test_genuine_signers_with_a_wrong_secret_are_refused(node, iam_mock, how):
     if how == "connect-iam":
         assert r.returncode != 0, r.stdout
         assert "Access denied" in r.stderr, r.stderr[-2000:]
+
+
+def test_reload_keeps_or_replaces_the_provider(iam_bridge, tmp_path, sts):
+    """One provider per cluster across reloads: an unchanged AWS setup keeps its credentials (no
+    new STS call); a changed one (another session name) gets a new provider, and traffic goes on
+    signed with the new principal."""
+    import signal
+
+    env = clean_env(tmp_path, **web_identity(tmp_path, sts))
+    mock, kb, bootstrap, admin = iam_bridge("AWS_MSK_IAM", env, workers=2)
+    kcat_produce(bootstrap, ["before-reload"])
+    assert sts.calls.get("AssumeRoleWithWebIdentity") == 1, sts.calls  # shared by both workers
+    ini = kb.ini_path.read_text()
+    kb.ini_path.write_text(ini.replace("log_level = debug", "log_level = info"))
+    kb.proc.send_signal(signal.SIGHUP)
+    kb.wait_log(r"configuration reloaded")
+    kcat_produce(bootstrap, ["after-same-reload"])
+    assert sts.calls.get("AssumeRoleWithWebIdentity") == 1, sts.calls
+    kb.ini_path.write_text(ini + "aws_role_session_name = kbridge-renamed\n")
+    kb.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while sts.calls.get("AssumeRoleWithWebIdentity") != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sts.calls.get("AssumeRoleWithWebIdentity") == 2, sts.calls
+    assert wait_ready(admin)[0] == 200
+    lines = [f"renamed-{i}" for i in range(10)]
+    kcat_produce(bootstrap, lines)
+    assert set(lines) <= set(kcat_consume_all(bootstrap))
+    assert "as 'arn:aws:sts::123456789012:assumed-role/kbridge-msk/kbridge-renamed'" in \
+        mock.log_text()
+    assert mock.stats()["iam_failures"] == 0
+    assert_no_secret(kb, admin, sts.secrets)
