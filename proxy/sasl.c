@@ -204,8 +204,9 @@ sasl_aws_free(struct aws_creds *aws)
 /*
  * Copies cc's current AWS credentials (never a network call: the provider's thread fetched
  * them). When there are none, why is the provider's reason, so the connection fails with the
- * cause (no credentials and where each source said so, STS's refusal, expired) and the
- * provider is asked to try again now.
+ * cause (no credentials and where each source said so, STS's refusal, expired). The provider
+ * is not prodded: it already retries with its own back-off, and every client retry would
+ * otherwise become an STS call.
  */
 static bool
 sasl_aws_creds(const struct kb_cluster_conf *cc, const char *mech, struct aws_creds **out,

@@ -28,8 +28,10 @@ typedef void (*sasl_done_fn)(void *arg, bool ok, int64_t session_lifetime_ms, in
                              const char *why);
 
 /*
- * Authenticates bev (connected, TLS verified) with cc's sasl_mechanism, sasl_username and
- * secret. host names the broker in messages and is what signing mechanisms sign for.
+ * Authenticates bev (connected, TLS verified) with cc's sasl_mechanism: SCRAM/PLAIN with
+ * sasl_username and the secret; AWS_MSK_IAM/OAUTHBEARER with a copy of the current credentials
+ * of cc->aws_provider (never a network call) and conf_aws_region(cc), signed afresh now. host
+ * names the broker in messages and is what AWS_MSK_IAM signs for.
  * auth_version: -1 on a new connection (ApiVersions first), or the version a previous exchange
  * on this connection reported (re-authentication: SaslHandshake first, as KIP-368 wants).
  * timeout_ms bounds the whole exchange; max_frame caps a broker answer.
@@ -42,7 +44,8 @@ typedef void (*sasl_done_fn)(void *arg, bool ok, int64_t session_lifetime_ms, in
  *
  * cc must stay valid until done fires (the bridge's pinned snapshot): the credentials are
  * copied when the exchange starts. Returns NULL with why filled when it cannot start (no
- * mechanism configured, out of memory); done will not fire then.
+ * mechanism configured, no valid AWS credentials: the provider's reason, out of memory); done
+ * will not fire then.
  */
 struct sasl *sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char *host,
                         int auth_version, int timeout_ms, size_t max_frame, sasl_done_fn done,
