@@ -88,8 +88,10 @@ $(BUILD)/tests/test_golden: tests/golden/test_golden.c tests/test.h $(BUILD)/lib
 
 # The TLS test cluster: librdkafka's mock brokers behind TLS endpoints, optionally enforcing
 # SASL (kbmock_sasl.c; base64 from auth/, Kafka primitives from the codec). Tests only.
-KBMOCK_SRC := tests/integration/kbmock.c tests/integration/kbmock_sasl.c auth/b64.c
-$(BUILD)/kbmock: $(KBMOCK_SRC) tests/integration/kbmock_sasl.h auth/b64.h $(BUILD)/libkp.a
+KBMOCK_SRC := tests/integration/kbmock.c tests/integration/kbmock_sasl.c \
+    tests/integration/iam_verify.c auth/b64.c
+$(BUILD)/kbmock: $(KBMOCK_SRC) tests/integration/kbmock_sasl.h tests/integration/iam_verify.h \
+    auth/b64.h $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) $(PKG_CFLAGS) -o $@ $(KBMOCK_SRC) $(BUILD)/libkp.a \
 	    $(LDFLAGS_ALL) $(PKG_LIBS) -lpthread

@@ -10,13 +10,12 @@
 
 #include <openssl/crypto.h>
 
+#include "auth/msk_iam_mech.h"
 #include "auth/plain.h"
 #include "auth/scram.h"
 
 static const struct auth_mech *const auth_mechs[] = {
-    &scram_sha512_mech,
-    &scram_sha256_mech,
-    &plain_mech,
+    &scram_sha512_mech, &scram_sha256_mech, &plain_mech, &msk_iam_mech, &oauthbearer_mech,
 };
 
 struct auth_session {
@@ -66,7 +65,7 @@ auth_mech_find(const char *name)
 const char *
 auth_mech_names(void)
 {
-    return "SCRAM-SHA-512, SCRAM-SHA-256, PLAIN";
+    return "SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, AWS_MSK_IAM, OAUTHBEARER";
 }
 
 struct auth_session *

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #ifndef KB_MUSTCHECK
 #define KB_MUSTCHECK __attribute__((warn_unused_result))
@@ -35,6 +36,14 @@ struct auth_creds {
     const char *username; /* SCRAM/PLAIN user name */
     const char *password; /* secret; never logged */
     const char *host;     /* broker host the connection goes to (signing mechanisms need it) */
+    /* AWS_MSK_IAM / OAUTHBEARER only: */
+    const char *aws_key_id;        /* access key id */
+    const char *aws_secret;        /* secret access key; never logged */
+    const char *aws_session_token; /* temporary credentials' token, or "" */
+    time_t aws_expiration;         /* when the credentials expire; 0: never (static keys) */
+    const char *aws_region;        /* the cluster's region (conf_aws_region) */
+    const char *user_agent;        /* "kbridge/<version>" */
+    time_t now;                    /* signing time; 0: time(NULL) */
 };
 
 /*
@@ -57,7 +66,8 @@ struct auth_mech {
 /* The mechanism named name (exact, as Kafka spells it), or NULL. */
 const struct auth_mech *auth_mech_find(const char *name);
 
-/* "SCRAM-SHA-512, SCRAM-SHA-256, PLAIN": the known names, for error messages. */
+/* "SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, AWS_MSK_IAM, OAUTHBEARER": the known names, for error
+ * messages. */
 const char *auth_mech_names(void);
 
 /* One exchange with one broker. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,9 @@ struct aws_provider {
     bool failing;                 /* the last fetch failed */
     bool fetched_once;            /* a fetch has finished */
     bool stop;                    /* aws_provider_free asked the thread to end */
+    bool detached;                /* the last reference went (aws_provider_release): the
+                                     thread frees the provider when it ends */
+    atomic_int refs;              /* aws_provider_ref / aws_provider_release */
     bool force;                   /* aws_provider_refresh_now asked for a fetch */
     bool skew_logged;             /* the current clock skew was logged */
     uint64_t ok;                  /* fetches that gave credentials */
@@ -161,10 +165,22 @@ aws_provider_check_skew(struct aws_provider *p, time_t date, time_t now)
     p->skew_logged = off;
 }
 
+/* Frees what the provider holds; its thread has ended (or is the caller, detached). */
+static void
+aws_provider_destroy(struct aws_provider *p)
+{
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    aws_settings_free(&p->settings);
+    OPENSSL_cleanse(p, sizeof(*p));
+    free(p);
+}
+
 static void *
 aws_provider_main(void *arg)
 {
     struct aws_provider *p = arg;
+    bool detached;
     struct aws_creds fresh;
     char err[AWS_ERR_MAX], when[32];
     time_t now, date, wake;
@@ -206,7 +222,11 @@ aws_provider_main(void *arg)
         ts.tv_nsec = 0;
         pthread_cond_timedwait(&p->cond, &p->lock, &ts);
     }
+    detached = p->detached; /* set together with stop, under the lock */
     pthread_mutex_unlock(&p->lock);
+    if (detached) {
+        aws_provider_destroy(p);
+    }
     return NULL;
 }
 
@@ -225,6 +245,7 @@ aws_provider_new(const struct kb_cluster_conf *cc, char *err, size_t errlen)
         return NULL;
     }
     p->seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)p;
+    atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     rc = pthread_create(&p->thread, NULL, aws_provider_main, p);
@@ -270,11 +291,30 @@ aws_provider_free(struct aws_provider *p)
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
-    aws_settings_free(&p->settings);
-    OPENSSL_cleanse(p, sizeof(*p));
-    free(p);
+    aws_provider_destroy(p);
+}
+
+struct aws_provider *
+aws_provider_ref(struct aws_provider *p)
+{
+    atomic_fetch_add(&p->refs, 1);
+    return p;
+}
+
+void
+aws_provider_release(struct aws_provider *p)
+{
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1) {
+        return;
+    }
+    /* No join: the last reference may go on an event-loop thread, and an in-flight fetch can
+     * take its whole timeout. The thread sees stop, finishes and frees the provider itself. */
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    p->detached = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_detach(p->thread);
 }
 
 /* Called with the lock held. */

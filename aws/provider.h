@@ -46,8 +46,20 @@ struct aws_provider *aws_provider_new(const struct kb_cluster_conf *cc, char *er
  */
 bool aws_provider_matches(struct aws_provider *p, const struct kb_cluster_conf *cc);
 
-/* Stops the thread (an in-flight fetch finishes first, within its timeout) and wipes. */
+/*
+ * Stops the thread (an in-flight fetch finishes first, within its timeout) and wipes. For a sole
+ * owner (tools, `kbridge check`); shared providers use aws_provider_ref / aws_provider_release.
+ */
 void aws_provider_free(struct aws_provider *p); /* NULL is fine */
+
+/* One more reference (aws_provider_new gives the first); any thread. Returns p. */
+struct aws_provider *aws_provider_ref(struct aws_provider *p);
+
+/*
+ * Drops a reference; any thread, never blocks: at the last one the thread is told to stop and
+ * frees the provider itself once an in-flight fetch is over. NULL is fine.
+ */
+void aws_provider_release(struct aws_provider *p);
 
 /*
  * Copies the current credentials into out when they are valid (not expired); thread-safe, never

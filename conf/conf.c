@@ -71,8 +71,8 @@ static const char *const conf_tls_verify_names[] = {"full", "chain", "none", NUL
 /* "" (KB_AWS_UNSET) is the default and never matches a value. */
 static const char *const conf_aws_credentials_names[] = {"", "default", "gcp", NULL};
 /* "" (KB_SASL_NONE) is the default and never matches a value; auth/mech.c has the same names. */
-static const char *const conf_sasl_mechanism_names[] = {"", "SCRAM-SHA-512", "SCRAM-SHA-256",
-                                                        "PLAIN", NULL};
+static const char *const conf_sasl_mechanism_names[] = {
+    "", "SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "AWS_MSK_IAM", "OAUTHBEARER", NULL};
 
 #define GL(field) offsetof(struct kb_conf, field)
 #define CL(field) offsetof(struct kb_cluster_conf, field)
@@ -803,6 +803,9 @@ conf_free(struct kb_conf *conf)
         return;
     }
     for (i = 0; i < conf->n_clusters; i++) {
+        if (conf->clusters[i].aws_provider && conf->clusters[i].aws_provider_release) {
+            conf->clusters[i].aws_provider_release(conf->clusters[i].aws_provider);
+        }
         secret_free(conf->clusters[i].sasl_secret);
         conf_free_fields(CONF_CLUSTER, &conf->clusters[i]);
         free(conf->clusters[i].name);
@@ -1123,7 +1126,8 @@ conf_check_sasl(struct conf_parser *p, size_t sec)
             return conf_fail(p, conf_key_line(p, sec, key),
                              "%s in [%s] has no effect without sasl_mechanism (one of %s); set "
                              "sasl_mechanism, or remove %s to let clients' own SASL pass through",
-                             key, cc->name, "SCRAM-SHA-512|SCRAM-SHA-256|PLAIN", key);
+                             key, cc->name,
+                             "SCRAM-SHA-512|SCRAM-SHA-256|PLAIN|AWS_MSK_IAM|OAUTHBEARER", key);
         }
         return true;
     }
@@ -1132,6 +1136,17 @@ conf_check_sasl(struct conf_parser *p, size_t sec)
                          "sasl_mechanism %s in [%s] needs tls = on: kbridge would send the "
                          "credentials in clear text (MSK's SASL ports are TLS: 9096/9196)",
                          conf_sasl_mechanism_str(cc->sasl_mechanism), cc->name);
+    }
+    if (KB_SASL_IS_IAM(cc->sasl_mechanism)) {
+        if (cc->sasl_username || cc->sasl_password_file) {
+            const char *key = cc->sasl_username ? "sasl_username" : "sasl_password_file";
+            return conf_fail(p, conf_key_line(p, sec, key),
+                             "%s in [%s] has no effect with sasl_mechanism %s: kbridge signs with "
+                             "the AWS credentials (aws_credentials, aws_role_arn, ...); remove %s",
+                             key, cc->name, conf_sasl_mechanism_str(cc->sasl_mechanism), key);
+        }
+        cc->aws_used = true; /* conf_check_aws() then requires a region, with its FILE:LINE */
+        return true;
     }
     if (!cc->sasl_password_file) {
         return conf_fail(p, conf_key_line(p, sec, "sasl_mechanism"),
@@ -1341,6 +1356,9 @@ conf_check_aws(struct conf_parser *p, size_t sec)
         cc->aws_used = cc->aws_used || s->has_value[conf_key_index(conf_aws_keys[i])];
     }
     cc->line_aws = conf_key_line(p, sec, "aws_credentials");
+    if (!s->has_value[conf_key_index("aws_credentials")] && KB_SASL_IS_IAM(cc->sasl_mechanism)) {
+        cc->line_aws = conf_key_line(p, sec, "sasl_mechanism"); /* the key that needs a region */
+    }
     for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         if (forms[i].value && !forms[i].check(forms[i].value, why, sizeof(why))) {
             return conf_fail(p, conf_key_line(p, sec, forms[i].key), "invalid %s '%s' in [%s]: %s",

@@ -23,8 +23,13 @@ enum kb_sasl_mechanism {
     KB_SASL_NONE = 0, /* unset: kbridge does not authenticate, clients' SASL passes through */
     KB_SASL_SCRAM_SHA_512,
     KB_SASL_SCRAM_SHA_256,
-    KB_SASL_PLAIN
+    KB_SASL_PLAIN,
+    KB_SASL_AWS_MSK_IAM, /* signed with AWS credentials (aws_* keys), no user name or password */
+    KB_SASL_OAUTHBEARER  /* an MSK IAM token (RFC 7628), signed like AWS_MSK_IAM */
 };
+
+/* True for the mechanisms that sign with the AWS credentials layer instead of a password. */
+#define KB_SASL_IS_IAM(m) ((m) == KB_SASL_AWS_MSK_IAM || (m) == KB_SASL_OAUTHBEARER)
 
 struct secret;
 /* aws_credentials: where the AWS credentials for IAM authentication come from (aws/creds.h). */
@@ -82,6 +87,14 @@ struct kb_cluster_conf {
     bool aws_used;                           /* aws_credentials or another aws_ / gcp_ key set */
     int line_aws;                            /* line of aws_credentials, else the section's */
     enum kb_aws_credentials aws_credentials; /* default KB_AWS_UNSET (means the SDK chain) */
+    /* The cluster's credentials provider, for the IAM mechanisms: attached by the proxy right
+       after loading, before the snapshot is shared (a reload that aws_provider_matches() attaches
+       the same provider to the new snapshot, so each snapshot holds one reference). Released
+       with aws_provider_release when the snapshot is freed, so a replaced provider lives until
+       the last connection pinning an older snapshot is gone. NULL: none (no IAM mechanism, or
+       --check-config / tools that do not sign). */
+    struct aws_provider *aws_provider;
+    void (*aws_provider_release)(struct aws_provider *p); /* drops that reference */
     char *aws_region;                  /* the key, else from the bootstrap hosts; NULL: neither */
     char *aws_role_arn;                /* web identity / gcp: the role to assume; NULL if unset */
     char *aws_web_identity_token_file; /* web identity token path; NULL: AWS_WEB_IDENTITY_TOKEN_FILE

@@ -17,6 +17,7 @@
 #include "proxy/admin.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,12 +32,14 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "aws/provider.h"
 #include "conf/conf.h"
 #include "proxy/cluster.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/probe.h"
 #include "proxy/proxy.h"
+#include "proxy/settings.h"
 
 #define KB_ADMIN_MAX_CONNS 32          /* admin connections at once */
 #define KB_ADMIN_MAX_REQUEST (8 << 10) /* request line + headers, bytes */
@@ -162,6 +165,71 @@ admin_json_str(struct evbuffer *out, const char *s)
     evbuffer_add(out, "\"", 1);
 }
 
+/* The cluster's AWS credentials provider (IAM mechanisms), else NULL. */
+static struct aws_provider *
+admin_aws(const struct kb_cluster *cl)
+{
+    return cl->cur ? cl->cur->cc->aws_provider : NULL;
+}
+
+/*
+ * The credentials providers' metrics: they live with the clusters' snapshots, not in the
+ * registry. Read under each provider's lock (aws_provider_stats), never a network call.
+ */
+static void
+admin_render_aws(struct kb_proxy *p, struct evbuffer *out)
+{
+    struct aws_provider_stats st;
+    bool any = false;
+    size_t i;
+
+    for (i = 0; i < p->n_clusters; i++) {
+        any = any || admin_aws(p->clusters[i]);
+    }
+    if (!any) {
+        return;
+    }
+    evbuffer_add_printf(out, "# HELP kbridge_aws_credentials_expiry_seconds Seconds until the "
+                             "cluster's AWS credentials expire (+Inf: static keys; 0: none "
+                             "valid).\n# TYPE kbridge_aws_credentials_expiry_seconds gauge\n");
+    for (i = 0; i < p->n_clusters; i++) {
+        struct aws_provider *ap = admin_aws(p->clusters[i]);
+
+        if (!ap) {
+            continue;
+        }
+        aws_provider_stats(ap, &st);
+        if (st.valid && st.seconds_left == LLONG_MAX) {
+            evbuffer_add_printf(out,
+                                "kbridge_aws_credentials_expiry_seconds{cluster=\"%s\"} +Inf\n",
+                                p->clusters[i]->name);
+        } else {
+            evbuffer_add_printf(
+                out, "kbridge_aws_credentials_expiry_seconds{cluster=\"%s\"} %lld\n",
+                p->clusters[i]->name, st.valid && st.seconds_left > 0 ? st.seconds_left : 0LL);
+        }
+    }
+    evbuffer_add_printf(out, "# HELP kbridge_aws_credentials_refreshes_total AWS credential "
+                             "fetches by result (the first one included).\n# TYPE "
+                             "kbridge_aws_credentials_refreshes_total counter\n");
+    for (i = 0; i < p->n_clusters; i++) {
+        struct aws_provider *ap = admin_aws(p->clusters[i]);
+
+        if (!ap) {
+            continue;
+        }
+        aws_provider_stats(ap, &st);
+        evbuffer_add_printf(
+            out,
+            "kbridge_aws_credentials_refreshes_total{cluster=\"%s\",result=\"ok\"} "
+            "%llu\n"
+            "kbridge_aws_credentials_refreshes_total{cluster=\"%s\",result=\"failed\"} "
+            "%llu\n",
+            p->clusters[i]->name, (unsigned long long)st.refresh_ok, p->clusters[i]->name,
+            (unsigned long long)st.refresh_failed);
+    }
+}
+
 static int
 admin_readyz(struct admin *a, struct evbuffer *body)
 {
@@ -178,6 +246,14 @@ admin_readyz(struct admin *a, struct evbuffer *body)
         bool listening = cl->bootstrap != NULL;
         bool ok = listening && last_ready > 0 && now - last_ready <= 3 * KB_PROBE_INTERVAL;
         char last_error[sizeof(m->last_error)];
+        struct aws_provider *ap = admin_aws(cl);
+        char aws_reason[512] = "";
+
+        if (ap) {
+            /* no valid credentials: no new connection can authenticate, whatever the probe saw */
+            aws_provider_reason(ap, aws_reason, sizeof(aws_reason));
+            ok = ok && !*aws_reason;
+        }
         ready = ready && ok;
         evbuffer_add_printf(body, "%s{\"name\":", i ? "," : "");
         admin_json_str(body, m->cluster);
@@ -189,6 +265,12 @@ admin_readyz(struct admin *a, struct evbuffer *body)
             evbuffer_add_printf(body, ",\"reason\":");
             admin_json_str(body, cl->listen_error[0] ? cl->listen_error
                                                      : "the bootstrap listener is not open");
+        } else if (*aws_reason) {
+            char why[600];
+
+            snprintf(why, sizeof(why), "no valid AWS credentials: %s", aws_reason);
+            evbuffer_add_printf(body, ",\"reason\":");
+            admin_json_str(body, why);
         } else if (!ok) {
             metrics_get_error(m, last_error, sizeof(last_error));
             evbuffer_add_printf(body, ",\"reason\":");
@@ -275,6 +357,7 @@ admin_conn_dispatch(struct admin_conn *c, char *req)
                           body, head_only);
     } else if (strcmp(target, "/metrics") == 0) {
         metrics_render(a->proxy->registry, body);
+        admin_render_aws(a->proxy, body);
         admin_conn_answer(c, 200, "OK", "text/plain; version=0.0.4", body, head_only);
     } else {
         evbuffer_add_printf(body, "not found: try /healthz, /readyz or /metrics\n");

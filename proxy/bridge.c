@@ -20,11 +20,13 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "aws/provider.h"
 #include "proxy/bridge_internal.h"
 #include "proxy/brokermap.h"
 #include "proxy/cluster.h"
 #include "proxy/listener.h"
 #include "proxy/proxy.h"
+#include "proxy/sasl.h"
 #include "proxy/settings.h"
 #include "proxy/upstream.h"
 #include "tls/tlssess.h"
@@ -441,6 +443,25 @@ bridge_server_resume(struct bridge *br)
     bufferevent_enable(br->server, EV_READ | EV_WRITE);
 }
 
+/*
+ * Who kbridge authenticated as, for the log: sasl_username, or with IAM the assumed-role ARN
+ * (else the access key's hint: never the whole id). The buffer is thread-local (one per event
+ * loop) and read at once.
+ */
+static const char *
+bridge_sasl_who(const struct bridge *br)
+{
+    static _Thread_local char who[AWS_ARN_MAX];
+    struct aws_provider_stats st;
+
+    if (!KB_SASL_IS_IAM(br->set->cc->sasl_mechanism) || !br->set->cc->aws_provider) {
+        return br->set->cc->sasl_username ? br->set->cc->sasl_username : "";
+    }
+    aws_provider_stats(br->set->cc->aws_provider, &st);
+    snprintf(who, sizeof(who), "%s", st.principal_arn[0] ? st.principal_arn : st.key_hint);
+    return who;
+}
+
 static void
 bridge_on_upstream(void *arg, struct bufferevent *bev, enum kb_fail_reason reason, const char *why)
 {
@@ -479,8 +500,8 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, enum kb_fail_reason reaso
     metrics_broker(br->cl->metrics, br->node_id)->active++;
     metrics_broker(br->cl->metrics, br->node_id)->total++;
     if (br->set->cc->sasl_mechanism != KB_SASL_NONE) {
-        snprintf(sasl, sizeof(sasl), "; authenticated %s as '%s'%s",
-                 conf_sasl_mechanism_str(br->set->cc->sasl_mechanism), br->set->cc->sasl_username,
+        snprintf(sasl, sizeof(sasl), "; authenticated %s as '%.200s'%s",
+                 conf_sasl_mechanism_str(br->set->cc->sasl_mechanism), bridge_sasl_who(br),
                  br->session_ms > 0 ? ", re-authenticating before the session ends" : "");
     }
     bridge_log(br, KB_LOG_INFO, "connected to %s: %s%s", up,
@@ -512,12 +533,19 @@ bridge_connect_next(struct bridge *br)
     const struct kb_cluster_conf *cc = br->set->cc;
     const struct kb_hostport *target;
     double wait = cluster_auth_wait(br->cl);
+    char why[768];
 
     if (wait > 0) {
         bridge_close(br, KB_LOG_INFO,
                      "not connecting: the brokers refused kbridge's credentials; next attempt in "
                      "%.1f s (back-off; see the error above, fix the credentials and reload)",
                      wait);
+        return;
+    }
+    if (!sasl_ready(cc, why, sizeof(why))) {
+        br->cl->metrics->failures[KB_FAIL_AUTH]++;
+        metrics_set_error(br->cl->metrics, "%s", why);
+        bridge_close(br, KB_LOG_ERROR, "not connecting: %s", why);
         return;
     }
     if (br->node_id == KB_NODE_BOOTSTRAP) {

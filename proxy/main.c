@@ -18,7 +18,7 @@
 #include "proxy/proxy.h"
 #include "tls/tlsctx.h"
 
-#define KB_VERSION "0.1.0"
+#include "proxy/version.h"
 #define KB_DEFAULT_CONFIG "/etc/kbridge/kbridge.ini"
 
 static void

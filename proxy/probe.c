@@ -23,6 +23,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/sasl.h"
 #include "proxy/settings.h"
 #include "proxy/upstream.h"
 
@@ -286,12 +287,22 @@ probe_on_timer(evutil_socket_t fd, short what, void *arg)
     struct probe *pr = arg;
     const struct kb_cluster_conf *cc = pr->set->cc;
     const struct kb_hostport *target;
-    char t[KB_HOST_MAX + 16];
+    char t[KB_HOST_MAX + 16], why[768];
 
     (void)fd;
     (void)what;
     if (pr->bev) { /* the deadline of an exchange under way */
         probe_done(pr, probe_target(pr, t, sizeof(t)), "no Metadata response in time");
+        return;
+    }
+    if (!sasl_ready(cc, why, sizeof(why))) {
+        /* Nothing to sign with yet: look again in a second rather than a whole interval, so
+         * the cluster is ready soon after the provider's first (or recovered) credentials.
+         * Checking costs a mutex, not a connection (so it counts no upstream failure). */
+        struct timeval soon = {1, 0};
+
+        probe_done(pr, probe_target(pr, t, sizeof(t)), why);
+        evtimer_add(pr->timer, &soon); /* reschedules the timer probe_done set */
         return;
     }
     target = &cc->bootstrap[pr->next_bootstrap];

@@ -14,6 +14,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "aws/provider.h"
 #include "conf/conf.h"
 #include "proxy/admin.h"
 #include "proxy/bridge.h"
@@ -168,6 +169,48 @@ done:
     return ok;
 }
 
+/*
+ * Gives every IAM cluster of conf (fresh from conf_load, not yet shared) its credentials
+ * provider, before any worker or connection sees conf: the provider old's same-named section
+ * holds when aws_provider_matches() (a reload then keeps the credentials, with no new STS call),
+ * else a new one whose thread starts fetching at once. Each snapshot holds one reference,
+ * dropped when the snapshot is freed; so a replaced provider lives on while connections pin the
+ * older snapshot, and a shared one is never stopped. Called on the leader only: one provider per
+ * cluster for all workers. Never a network call. false with the reason in err.
+ */
+static bool
+proxy_attach_aws(struct kb_conf *conf, const struct kb_conf *old, char *err, size_t errlen)
+{
+    size_t i, j;
+
+    for (i = 0; i < conf->n_clusters; i++) {
+        struct kb_cluster_conf *cc = &conf->clusters[i];
+        struct aws_provider *prev = NULL;
+
+        if (!KB_SASL_IS_IAM(cc->sasl_mechanism) || cc->aws_provider) {
+            continue;
+        }
+        for (j = 0; old && j < old->n_clusters; j++) {
+            if (strcmp(old->clusters[j].name, cc->name) == 0) {
+                prev = old->clusters[j].aws_provider;
+            }
+        }
+        if (prev && aws_provider_matches(prev, cc)) {
+            cc->aws_provider = aws_provider_ref(prev);
+        } else {
+            char why[AWS_ERR_MAX];
+
+            if (!(cc->aws_provider = aws_provider_new(cc, why, sizeof(why)))) {
+                snprintf(err, errlen, "[%s]: cannot start the AWS credentials provider: %s",
+                         cc->name, why);
+                return false;
+            }
+        }
+        cc->aws_provider_release = aws_provider_release;
+    }
+    return true;
+}
+
 /* Reads /etc/resolv.conf and /etc/hosts again (reload), so a changed resolver takes effect. */
 static void
 proxy_reload_dns(struct kb_proxy *p)
@@ -205,6 +248,12 @@ proxy_reload(struct kb_proxy *p)
     if (!conf) {
         p->registry->reloads_failed++;
         log_error("reload rejected, keeping the running configuration: %s", err);
+        return;
+    }
+    if (!proxy_attach_aws(conf, p->conf, err, sizeof(err))) {
+        p->registry->reloads_failed++;
+        log_error("reload rejected, keeping the running configuration: %s", err);
+        conf_unref(conf);
         return;
     }
     if (conf_needs_restart(p->conf, conf, why, sizeof(why))) {
@@ -413,8 +462,12 @@ fail:
 struct kb_proxy *
 proxy_new(const char *path, struct kb_conf *conf, char *err, size_t errlen)
 {
-    struct kb_proxy *p = proxy_build(path, conf, NULL, 0, err, errlen);
+    struct kb_proxy *p;
 
+    if (!proxy_attach_aws(conf, NULL, err, errlen)) {
+        return NULL;
+    }
+    p = proxy_build(path, conf, NULL, 0, err, errlen);
     if (!p) {
         return NULL;
     }

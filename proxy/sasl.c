@@ -16,11 +16,13 @@
 #include <openssl/crypto.h>
 
 #include "auth/mech.h"
+#include "aws/provider.h"
 #include "conf/conf.h"
 #include "conf/secret.h"
 #include "kp_frame.h"
 #include "proxy/metrics.h"
 #include "proxy/sasl_fsm.h"
+#include "proxy/version.h"
 
 #define SASL_WHY_MAX 768
 
@@ -189,24 +191,86 @@ sasl_on_timeout(evutil_socket_t fd, short what, void *arg)
     sasl_finish(s, false, why);
 }
 
+/* Wipes and frees what sasl_aws_creds() copied. NULL is fine. */
+static void
+sasl_aws_free(struct aws_creds *aws)
+{
+    if (aws) {
+        aws_creds_clear(aws);
+        free(aws);
+    }
+}
+
+/*
+ * Copies cc's current AWS credentials (never a network call: the provider's thread fetched
+ * them). When there are none, why is the provider's reason, so the connection fails with the
+ * cause (no credentials and where each source said so, STS's refusal, expired). The provider
+ * is not prodded: it already retries with its own back-off, and every client retry would
+ * otherwise become an STS call.
+ */
+static bool
+sasl_aws_creds(const struct kb_cluster_conf *cc, const char *mech, struct aws_creds **out,
+               char *why, size_t whylen)
+{
+    char reason[512];
+
+    *out = malloc(sizeof(**out)); /* ~10 KB: too big for an event-loop stack frame */
+    if (!*out) {
+        snprintf(why, whylen, SASL_FAIL_PREFIX " (%s): out of memory", mech);
+        return false;
+    }
+    if (aws_provider_get(cc->aws_provider, *out)) {
+        return true;
+    }
+    sasl_aws_free(*out);
+    *out = NULL;
+    aws_provider_reason(cc->aws_provider, reason, sizeof(reason));
+    snprintf(why, whylen, SASL_FAIL_PREFIX " (%s): no valid AWS credentials for [%s]: %s", mech,
+             cc->name, *reason ? reason : "none yet");
+    return false;
+}
+
+bool
+sasl_ready(const struct kb_cluster_conf *cc, char *why, size_t whylen)
+{
+    char reason[512];
+
+    if (!KB_SASL_IS_IAM(cc->sasl_mechanism) || !cc->aws_provider) {
+        return true;
+    }
+    aws_provider_reason(cc->aws_provider, reason, sizeof(reason));
+    if (!*reason) {
+        return true;
+    }
+    snprintf(why, whylen, SASL_FAIL_PREFIX " (%s): no valid AWS credentials for [%s]: %s",
+             conf_sasl_mechanism_str(cc->sasl_mechanism), cc->name, reason);
+    return false;
+}
+
 struct sasl *
 sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char *host,
            int auth_version, int timeout_ms, size_t max_frame, sasl_done_fn done, void *arg,
            char *why, size_t whylen)
 {
     const struct auth_mech *mech = auth_mech_find(conf_sasl_mechanism_str(cc->sasl_mechanism));
-    struct auth_creds creds;
+    struct auth_creds creds = {0};
+    struct aws_creds *aws = NULL;
     struct kp_writer out;
     struct timeval tv;
     struct sasl *s;
 
-    if (!mech || !cc->sasl_secret || !cc->sasl_username) {
+    if (!mech || (KB_SASL_IS_IAM(cc->sasl_mechanism) ? !cc->aws_provider
+                                                     : !cc->sasl_secret || !cc->sasl_username)) {
         snprintf(why, whylen, SASL_FAIL_PREFIX ": no usable sasl_mechanism in [%s]", cc->name);
+        return NULL;
+    }
+    if (KB_SASL_IS_IAM(cc->sasl_mechanism) && !sasl_aws_creds(cc, mech->name, &aws, why, whylen)) {
         return NULL;
     }
     if (!(s = calloc(1, sizeof(*s))) ||
         !(s->timer = evtimer_new(bufferevent_get_base(bev), sasl_on_timeout, s))) {
         free(s);
+        sasl_aws_free(aws);
         snprintf(why, whylen, SASL_FAIL_PREFIX " (%s): out of memory", mech->name);
         return NULL;
     }
@@ -217,14 +281,25 @@ sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char
     s->max_frame = max_frame;
     s->done = done;
     s->arg = arg;
-    creds.username = cc->sasl_username;
-    creds.password = cc->sasl_secret->password;
     creds.host = host;
+    if (aws) {
+        creds.aws_key_id = aws->access_key_id;
+        creds.aws_secret = aws->secret;
+        creds.aws_session_token = aws->session_token;
+        creds.aws_expiration = aws->expiration;
+        creds.aws_region = conf_aws_region(cc);
+        creds.user_agent = "kbridge/" KB_VERSION;
+    } else {
+        creds.username = cc->sasl_username;
+        creds.password = cc->sasl_secret->password;
+    }
     kp_writer_init(&out);
     if (!(s->fsm = sasl_fsm_new(mech, &creds, "kbridge", auth_version, why, whylen)) ||
         sasl_fsm_start(s->fsm, &out, why, whylen) != SASL_FSM_SEND) {
         goto fail; /* the FSM wrote why */
     }
+    sasl_aws_free(aws); /* the mechanism signed: the message holds what it needs */
+    aws = NULL;
     if (!sasl_send(s, &out)) {
         snprintf(why, whylen, SASL_FAIL_PREFIX " (%s): out of memory", mech->name);
         goto fail;
@@ -235,6 +310,7 @@ sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     return s;
 fail:
+    sasl_aws_free(aws);
     sasl_writer_wipe(&out);
     sasl_fsm_free(s->fsm);
     event_free(s->timer);

@@ -28,8 +28,10 @@ typedef void (*sasl_done_fn)(void *arg, bool ok, int64_t session_lifetime_ms, in
                              const char *why);
 
 /*
- * Authenticates bev (connected, TLS verified) with cc's sasl_mechanism, sasl_username and
- * secret. host names the broker in messages and is what signing mechanisms sign for.
+ * Authenticates bev (connected, TLS verified) with cc's sasl_mechanism: SCRAM/PLAIN with
+ * sasl_username and the secret; AWS_MSK_IAM/OAUTHBEARER with a copy of the current credentials
+ * of cc->aws_provider (never a network call) and conf_aws_region(cc), signed afresh now. host
+ * names the broker in messages and is what AWS_MSK_IAM signs for.
  * auth_version: -1 on a new connection (ApiVersions first), or the version a previous exchange
  * on this connection reported (re-authentication: SaslHandshake first, as KIP-368 wants).
  * timeout_ms bounds the whole exchange; max_frame caps a broker answer.
@@ -42,11 +44,21 @@ typedef void (*sasl_done_fn)(void *arg, bool ok, int64_t session_lifetime_ms, in
  *
  * cc must stay valid until done fires (the bridge's pinned snapshot): the credentials are
  * copied when the exchange starts. Returns NULL with why filled when it cannot start (no
- * mechanism configured, out of memory); done will not fire then.
+ * mechanism configured, no valid AWS credentials: the provider's reason, out of memory); done
+ * will not fire then.
  */
 struct sasl *sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char *host,
                         int auth_version, int timeout_ms, size_t max_frame, sasl_done_fn done,
                         void *arg, char *why, size_t whylen);
+
+/*
+ * Whether cc's mechanism has what it needs to start right now: true without a mechanism or for
+ * SCRAM/PLAIN; for the IAM mechanisms, true when the cluster's provider holds valid AWS
+ * credentials. false with one sentence starting with SASL_FAIL_PREFIX and the provider's reason
+ * in why. Lets a connection fail before dialling when there is nothing to sign with (no TLS
+ * handshake wasted, and no back-off: the brokers refused nothing). Thread-safe, never blocks.
+ */
+bool sasl_ready(const struct kb_cluster_conf *cc, char *why, size_t whylen);
 
 /* Abandons the exchange: done will not fire, bev's callbacks are cleared. NULL is fine. */
 void sasl_cancel(struct sasl *s);

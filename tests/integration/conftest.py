@@ -282,10 +282,13 @@ class KbMock:
 
 
 def _sasl_args(sasl_mechanisms=None, sasl_users=None, sasl_session_ms=None, sasl_v0_only=False,
-               sasl_strict_nonce=False, sasl_off=()):
+               sasl_strict_nonce=False, sasl_off=(), iam_credentials=None, iam_region=None,
+               iam_host=None):
     """kbmock's --sasl-* options. sasl_mechanisms: "SCRAM-SHA-512,PLAIN" or a list (None: no
     SASL, kbmock's fronts are plain byte pumps as before); sasl_users: {name: password};
-    sasl_off: broker ids (or "bootstrap") whose front is a Kafka port without SASL."""
+    sasl_off: broker ids (or "bootstrap") whose front is a Kafka port without SASL;
+    iam_credentials: the file AWS_MSK_IAM / OAUTHBEARER are verified against (lines
+    "KEY_ID SECRET [TOKEN|- [EXPIRES [PRINCIPAL]]]"), iam_region, iam_host (default 127.0.0.1)."""
     if not sasl_mechanisms:
         assert not (sasl_users or sasl_session_ms or sasl_v0_only or sasl_strict_nonce or
                     sasl_off), "kbmock: --sasl-* options need sasl_mechanisms"
@@ -303,6 +306,10 @@ def _sasl_args(sasl_mechanisms=None, sasl_users=None, sasl_session_ms=None, sasl
         args.append("--sasl-strict-nonce")
     for front in sasl_off:
         args += ["--sasl-off", str(front)]
+    for opt, val in (("--iam-credentials", iam_credentials), ("--iam-region", iam_region),
+                     ("--iam-host", iam_host)):
+        if val is not None:
+            args += [opt, str(val)]
     return args
 
 
@@ -340,15 +347,24 @@ def kbmock(build_dir, certs, tmp_path, request):
 class KbBridge:
     """A running `kbridge -c FILE`, stdout and stderr going to one log file."""
 
-    def __init__(self, build, tmp_path, ini_text, tag, ready_timeout=10):
+    def __init__(self, build, tmp_path, ini_text, tag, ready_timeout=10, env=None):
         self.ini_path = tmp_path / f"kbridge-{tag}.ini"
         self.ini_path.write_text(ini_text)
         self.log_path = tmp_path / f"kbridge-{tag}.log"
+        child_env = None
+        if env is not None:  # additions to the test's environment; a None value removes a name
+            child_env = dict(os.environ)
+            for k, v in env.items():
+                if v is None:
+                    child_env.pop(k, None)
+                else:
+                    child_env[k] = str(v)
         with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(VALGRIND + [str(build / "kbridge"), "-c",
                                           str(self.ini_path)],
                                          stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                         env=child_env)
         deadline = time.monotonic() + ready_timeout
         while "kbridge ready" not in self.log_text():
             if self.proc.poll() is not None:
@@ -403,11 +419,12 @@ def cluster_ini(name, bootstrap, ports, tls_ca=None, extra=None, log_level="debu
 
 @pytest.fixture
 def kbridge(build_dir, tmp_path, request):
-    """kbridge(ini_text) -> KbBridge, ready. At teardown: SIGTERM, exit code must be 0."""
+    """kbridge(ini_text, env=None) -> KbBridge, ready; env: names added to (None: removed from)
+    the test's environment for kbridge. At teardown: SIGTERM, exit code must be 0."""
     bridges = []
 
-    def start(ini_text, ready_timeout=60 if VALGRIND else 10):
-        b = KbBridge(build_dir, tmp_path, ini_text, f"{len(bridges)}", ready_timeout)
+    def start(ini_text, ready_timeout=60 if VALGRIND else 10, env=None):
+        b = KbBridge(build_dir, tmp_path, ini_text, f"{len(bridges)}", ready_timeout, env)
         bridges.append(b)
         return b
 

@@ -199,6 +199,10 @@ struct kbm {
     uint64_t sasl_expired_closes; /* stats: connections closed for a request after session end */
     uint64_t sasl_unauth_closes;  /* stats: connections closed for a request before auth */
     uint64_t sasl_nonce_quirks;   /* stats: SCRAM exchanges that repeated the client nonce */
+    uint64_t iam_auths;           /* stats: IAM (AWS_MSK_IAM/OAUTHBEARER) successes, re-auth too */
+    uint64_t iam_failures;        /* stats: IAM refusals */
+    char iam_keys[256][128];      /* distinct access key ids that authenticated (test keys) */
+    int n_iam_keys;               /* entries in iam_keys; stats: iam_keys_seen */
 };
 
 static void kbm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -508,10 +512,21 @@ conn_session_start(struct kbm_conn *c, bool reauth, bool raw)
 {
     struct kbm *kbm = c->kbm;
 
+    int64_t life = kbm_sasl_session_ms(&kbm->opts.sasl, &c->sx);
+    int i;
+
     c->mech = c->sx.mech;
     snprintf(c->principal, sizeof(c->principal), "%s", c->sx.principal);
-    c->session_end_ms =
-        kbm->opts.sasl.session_ms > 0 ? kbm_now_ms() + kbm->opts.sasl.session_ms : 0;
+    c->session_end_ms = life > 0 ? kbm_now_ms() + life : 0;
+    if (KBM_SASL_IS_IAM(c->mech)) {
+        kbm->iam_auths++;
+        for (i = 0; i < kbm->n_iam_keys && strcmp(kbm->iam_keys[i], c->sx.iam_key_id) != 0; i++) {
+        }
+        if (i == kbm->n_iam_keys && i < (int)(sizeof(kbm->iam_keys) / sizeof(kbm->iam_keys[0]))) {
+            snprintf(kbm->iam_keys[kbm->n_iam_keys++], sizeof(kbm->iam_keys[0]), "%s",
+                     c->sx.iam_key_id);
+        }
+    }
     c->auth = KBM_AUTH_DONE;
     if (reauth) {
         kbm->sasl_reauths++;
@@ -531,6 +546,7 @@ static void
 conn_auth_failed(struct kbm_conn *c, const char *why)
 {
     c->kbm->sasl_failures++;
+    c->kbm->iam_failures += KBM_SASL_IS_IAM(c->sx.mech) ? 1 : 0;
     kbm_log("conn #%lu: authentication failed (%s): %s", c->id, kbm_sasl_mech_name(c->sx.mech),
             why);
     kbm_sasl_exchange_clear(&c->sx);
@@ -610,6 +626,7 @@ conn_on_authenticate(struct kbm_conn *c, int16_t version, int32_t corr, struct k
     char why[256];
     bool reauth = c->auth == KBM_AUTH_REAUTH;
     enum kbm_sasl_result res;
+    int64_t session_ms;
 
     if (version > 2 || sc->v0_only) {
         kbm_log("conn #%lu: SaslAuthenticate v%d not offered: closing", c->id, version);
@@ -644,6 +661,11 @@ conn_on_authenticate(struct kbm_conn *c, int16_t version, int32_t corr, struct k
                  c->principal, c->sx.principal);
         res = KBM_SASL_FAILED;
     }
+    if (res == KBM_SASL_CONTINUE && c->sx.mech == KBM_SASL_OAUTHBEARER) {
+        /* RFC 7628: the refusal is an error JSON first; the failure comes after the %x01 */
+        kbm_log("conn #%lu: OAUTHBEARER token refused (%s): error JSON sent, waiting for %%x01",
+                c->id, why);
+    }
     if (res == KBM_SASL_FAILED) {
         conn_auth_failed(c, why);
         if (conn_send_authenticate(c, corr, version, KBM_ERR_SASL_AUTHENTICATION_FAILED, err, NULL,
@@ -654,11 +676,11 @@ conn_on_authenticate(struct kbm_conn *c, int16_t version, int32_t corr, struct k
         }
         return false;
     }
+    session_ms = res == KBM_SASL_OK ? kbm_sasl_session_ms(sc, &c->sx) : 0;
     if (res == KBM_SASL_OK) {
         conn_session_start(c, reauth, false);
     }
-    if (!conn_send_authenticate(c, corr, version, 0, NULL, out, out_len,
-                                res == KBM_SASL_OK ? sc->session_ms : 0)) {
+    if (!conn_send_authenticate(c, corr, version, 0, NULL, out, out_len, session_ms)) {
         conn_free(c);
         return false;
     }
@@ -1653,14 +1675,16 @@ kbm_command(struct kbm *kbm, char *line)
         printf("STATS tls_handshakes_ok=%llu tls_handshakes_resumed=%llu "
                "tls_handshakes_failed=%llu bytes_to_mock=%llu sasl_auths=%llu sasl_v0_auths=%llu "
                "sasl_reauths=%llu sasl_failures=%llu sasl_expired_closes=%llu "
-               "sasl_unauth_closes=%llu sasl_nonce_quirks=%llu\n",
+               "sasl_unauth_closes=%llu sasl_nonce_quirks=%llu iam_auths=%llu iam_failures=%llu "
+               "iam_keys_seen=%d\n",
                (unsigned long long)kbm->hs_ok, (unsigned long long)kbm->hs_resumed,
                (unsigned long long)kbm->hs_failed, (unsigned long long)kbm->bytes_to_mock,
                (unsigned long long)kbm->sasl_auths, (unsigned long long)kbm->sasl_v0_auths,
                (unsigned long long)kbm->sasl_reauths, (unsigned long long)kbm->sasl_failures,
                (unsigned long long)kbm->sasl_expired_closes,
                (unsigned long long)kbm->sasl_unauth_closes,
-               (unsigned long long)kbm->sasl_nonce_quirks);
+               (unsigned long long)kbm->sasl_nonce_quirks, (unsigned long long)kbm->iam_auths,
+               (unsigned long long)kbm->iam_failures, kbm->n_iam_keys);
     } else if (strcmp(argv[0], "quit") == 0 && argc == 1) {
         event_base_loopbreak(kbm->base);
     } else {
@@ -1710,7 +1734,11 @@ usage(FILE *out)
         "              >= 2.12: brokers advertised as HOST:T, T = their TLS port)]\n"
         "stdout: BROKER <id> advertised=H:P tls=H:T|-, BOOTSTRAP <list>, READY\n"
         "              [--sasl-mechanisms LIST (comma-separated: PLAIN, SCRAM-SHA-256,\n"
-        "              SCRAM-SHA-512; enforces SASL on every front)] [--sasl-user NAME:PASS]...\n"
+        "              SCRAM-SHA-512, AWS_MSK_IAM, OAUTHBEARER; enforces SASL on every front)]\n"
+        "              [--sasl-user NAME:PASS]... [--iam-credentials FILE (lines KEY_ID SECRET\n"
+        "              [TOKEN|- [EXPIRES_EPOCH [PRINCIPAL]]], re-read per IAM authentication)]\n"
+        "              [--iam-region R (default eu-west-1)] [--iam-host H (the host AWS_MSK_IAM\n"
+        "              must sign; default --advertise-host or 127.0.0.1)]\n"
         "              [--sasl-session-ms N] [--sasl-handshake-v0-only] [--sasl-strict-nonce]\n"
         "              [--sasl-off ID|bootstrap]... (that front: a Kafka port without SASL)\n"
         "stdout: BROKER <id> advertised=H:P tls=H:T|-, BOOTSTRAP <list>, READY\n"
@@ -1721,7 +1749,9 @@ usage(FILE *out)
         "        sasl_reauths (KIP-368), sasl_failures (refused: credentials, mechanism,\n"
         "        state), sasl_expired_closes (request after the session ended),\n"
         "        sasl_unauth_closes (request before authentication), sasl_nonce_quirks\n"
-        "        (SCRAM client-final that repeated the client nonce, librdkafka < 2.6.1)\n");
+        "        (SCRAM client-final that repeated the client nonce, librdkafka < 2.6.1),\n"
+        "        iam_auths / iam_failures (IAM, re-authentications included), iam_keys_seen\n"
+        "        (distinct access key ids that authenticated)\n");
 }
 
 static bool
@@ -1840,7 +1870,7 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
         } else if (strcmp(a, "--sasl-mechanisms") == 0) {
             if (!parse_mechanisms(val, &o->sasl)) {
                 fprintf(stderr, "kbmock: --sasl-mechanisms: comma-separated PLAIN, SCRAM-SHA-256, "
-                                "SCRAM-SHA-512\n");
+                                "SCRAM-SHA-512, AWS_MSK_IAM, OAUTHBEARER\n");
                 return false;
             }
             o->sasl_on = true;
@@ -1851,6 +1881,12 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
                 fprintf(stderr, "kbmock: --sasl-user NAME:PASSWORD: %s\n", err);
                 return false;
             }
+        } else if (strcmp(a, "--iam-credentials") == 0) {
+            o->sasl.iam_file = val;
+        } else if (strcmp(a, "--iam-region") == 0) {
+            o->sasl.iam_region = val;
+        } else if (strcmp(a, "--iam-host") == 0) {
+            o->sasl.iam_host = val;
         } else if (strcmp(a, "--sasl-session-ms") == 0) {
             if (!parse_int(val, 0, 86400000L, &v)) {
                 fprintf(stderr, "kbmock: --sasl-session-ms: 0..86400000\n");
@@ -1879,7 +1915,15 @@ parse_opts(int argc, char **argv, struct kbm_opts *o)
         fprintf(stderr, "kbmock: SASL needs TLS fronts (msk or front mode)\n");
         return false;
     }
-    if (o->sasl_on && o->sasl.n_users == 0) {
+    if ((o->sasl.enabled[KBM_SASL_AWS_MSK_IAM] || o->sasl.enabled[KBM_SASL_OAUTHBEARER]) &&
+        !o->sasl.iam_file) {
+        fprintf(stderr, "kbmock: AWS_MSK_IAM / OAUTHBEARER need --iam-credentials FILE\n");
+        return false;
+    }
+    if (!o->sasl.iam_host) {
+        o->sasl.iam_host = o->advertise_host ? o->advertise_host : "127.0.0.1";
+    }
+    if (o->sasl_on && o->sasl.n_users == 0 && !o->sasl.iam_file) {
         fprintf(stderr, "kbmock: --sasl-mechanisms needs at least one --sasl-user\n");
         return false;
     }

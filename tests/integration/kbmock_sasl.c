@@ -7,6 +7,7 @@
 #include "kbmock_sasl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -15,8 +16,10 @@
 #include <openssl/rand.h>
 
 #include "auth/b64.h"
+#include "iam_verify.h"
 
-static const char *const mech_names[KBM_SASL_N_MECHS] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
+static const char *const mech_names[KBM_SASL_N_MECHS] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512",
+                                                         "AWS_MSK_IAM", "OAUTHBEARER"};
 
 const char *
 kbm_sasl_mech_name(enum kbm_sasl_mech mech)
@@ -464,6 +467,180 @@ fail:
     return res;
 }
 
+/* --- AWS_MSK_IAM and OAUTHBEARER -------------------------------------------------------------- */
+
+#define IAM_MAX_CREDS 256 /* lines of --iam-credentials */
+
+/* One line of --iam-credentials (strings point into the line buffer). */
+struct iam_line {
+    struct iam_verify_cred cred; /* for iam_verify */
+    long long expires;           /* epoch seconds; 0: does not expire */
+};
+
+/* Reads up to max lines of path into lines (buffer: the file's bytes, malloc'd). */
+static int
+iam_load(const char *path, struct iam_line *lines, int max, char **buffer)
+{
+    FILE *f = fopen(path, "r");
+    long size;
+    char *p, *save = NULL;
+    int n = 0;
+
+    *buffer = NULL;
+    if (!f) {
+        return 0;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+        !(*buffer = calloc(1, (size_t)size + 1)) ||
+        fread(*buffer, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        return 0;
+    }
+    fclose(f);
+    for (p = strtok_r(*buffer, "\n", &save); p && n < max; p = strtok_r(NULL, "\n", &save)) {
+        char *fs = NULL, *key = strtok_r(p, " \t", &fs), *secret = strtok_r(NULL, " \t", &fs);
+        char *token = strtok_r(NULL, " \t", &fs), *exp = strtok_r(NULL, " \t", &fs);
+        char *principal = strtok_r(NULL, " \t", &fs);
+
+        if (!key || !secret || *key == '#') {
+            continue;
+        }
+        lines[n].cred.access_key_id = key;
+        lines[n].cred.secret = secret;
+        lines[n].cred.session_token = token && strcmp(token, "-") != 0 ? token : NULL;
+        lines[n].cred.principal = principal;
+        lines[n].expires = exp ? atoll(exp) : 0;
+        n++;
+    }
+    return n;
+}
+
+/* An MSK-like request id: lowercase hex groups. */
+static void
+iam_request_id(char *out, size_t outlen)
+{
+    uint8_t r[8] = {0};
+    size_t i;
+
+    (void)RAND_bytes(r, sizeof(r));
+    out[0] = '\0';
+    for (i = 0; i < sizeof(r) && (i + 1) * 2 < outlen; i++) {
+        snprintf(out + 2 * i, outlen - 2 * i, "%02x", r[i]);
+    }
+}
+
+/*
+ * Verifies one IAM client message. The key that signed is found by verifying with each known
+ * credential alone (iam_verify names no key); when none fits, the reason is the one verifying
+ * against all of them gives. Expired credentials are refused as MSK refuses an expired token.
+ */
+static enum kbm_sasl_result
+iam_step(const struct kbm_sasl_conf *conf, struct kbm_sasl_exchange *x, const uint8_t *in,
+         size_t inlen, uint8_t *out, size_t outcap, size_t *outlen, char *err, size_t errlen,
+         char *why, size_t whylen)
+{
+    static struct iam_line lines[IAM_MAX_CREDS]; /* kbmock is single-threaded */
+    struct iam_verify_cred all[IAM_MAX_CREDS];
+    struct iam_verify_policy pol = {0};
+    char principal[IAM_VERIFY_PRINCIPAL_MAX], reason[IAM_VERIFY_REASON_MAX], rid[32];
+    char *buffer = NULL;
+    time_t expires_at = 0, now = time(NULL);
+    int n, i, found = -1;
+    bool ok = false;
+
+    n = conf->iam_file ? iam_load(conf->iam_file, lines, IAM_MAX_CREDS, &buffer) : 0;
+    pol.host = conf->iam_host ? conf->iam_host : "127.0.0.1";
+    pol.region = conf->iam_region ? conf->iam_region : "eu-west-1";
+    pol.now = now;
+    for (i = 0; i < n && found < 0; i++) {
+        pol.creds = &lines[i].cred;
+        pol.ncreds = 1;
+        ok = x->mech == KBM_SASL_AWS_MSK_IAM
+                 ? iam_verify_msk_iam(&pol, in, inlen, principal, sizeof(principal), &expires_at,
+                                      reason, sizeof(reason))
+                 : iam_verify_oauthbearer(&pol, in, inlen, principal, sizeof(principal),
+                                          &expires_at, reason, sizeof(reason));
+        found = ok ? i : -1;
+    }
+    if (found < 0) {
+        for (i = 0; i < n; i++) {
+            all[i] = lines[i].cred;
+        }
+        pol.creds = all;
+        pol.ncreds = (size_t)n;
+        (void)(x->mech == KBM_SASL_AWS_MSK_IAM
+                   ? iam_verify_msk_iam(&pol, in, inlen, principal, sizeof(principal), &expires_at,
+                                        reason, sizeof(reason))
+                   : iam_verify_oauthbearer(&pol, in, inlen, principal, sizeof(principal),
+                                            &expires_at, reason, sizeof(reason)));
+        if (n == 0) {
+            snprintf(reason, sizeof(reason), "no known credentials");
+        }
+    } else {
+        snprintf(x->iam_key_id, sizeof(x->iam_key_id), "%s", lines[found].cred.access_key_id);
+        if (lines[found].expires && lines[found].expires <= (long long)now) {
+            snprintf(reason, sizeof(reason),
+                     "the security token included in the request is "
+                     "expired");
+            found = -1;
+        } else if (lines[found].expires && lines[found].expires < (long long)expires_at) {
+            expires_at = (time_t)lines[found].expires; /* MSK caps at the credentials' expiry */
+        }
+    }
+    free(buffer);
+    iam_request_id(rid, sizeof(rid));
+    if (found < 0) {
+        snprintf(why, whylen, "IAM: %s", reason);
+        snprintf(err, errlen, "[%s]: Access denied: %s", rid, reason);
+        if (x->mech == KBM_SASL_OAUTHBEARER) {
+            /* RFC 7628 3.2.2: an error JSON first; the client answers %x01, then we fail */
+            static const char status[] = "{\"status\":\"invalid_token\"}";
+
+            snprintf(x->iam_error, sizeof(x->iam_error), "%s", err);
+            err[0] = '\0';
+            memcpy(out, status, sizeof(status) - 1);
+            *outlen = sizeof(status) - 1;
+            x->state = KBM_SASL_STEP_FINAL;
+            return KBM_SASL_CONTINUE;
+        }
+        return KBM_SASL_FAILED;
+    }
+    snprintf(x->principal, sizeof(x->principal), "%.*s", KBM_SASL_NAME_MAX - 1, principal);
+    x->iam_session_ms = expires_at > now ? (int64_t)(expires_at - now) * 1000 : 1;
+    if (x->mech == KBM_SASL_AWS_MSK_IAM) {
+        *outlen = iam_verify_server_message((char *)out, outcap, rid);
+        if (*outlen == 0) {
+            snprintf(why, whylen, "server message does not fit");
+            return KBM_SASL_FAILED;
+        }
+    }
+    return KBM_SASL_OK;
+}
+
+/* OAUTHBEARER after the error JSON: the client's %x01, then the refusal. */
+static enum kbm_sasl_result
+oauth_final(struct kbm_sasl_exchange *x, const uint8_t *in, size_t inlen, char *err, size_t errlen,
+            char *why, size_t whylen)
+{
+    snprintf(err, errlen, "%s", x->iam_error);
+    if (inlen != 1 || in[0] != 0x01) {
+        snprintf(why, whylen, "OAUTHBEARER: the client did not answer the error with %%x01");
+    } else {
+        snprintf(why, whylen, "IAM: %s", x->iam_error);
+    }
+    return KBM_SASL_FAILED;
+}
+
+int64_t
+kbm_sasl_session_ms(const struct kbm_sasl_conf *conf, const struct kbm_sasl_exchange *x)
+{
+    if (KBM_SASL_IS_IAM(x->mech)) {
+        return conf->session_ms > 0 && conf->session_ms < x->iam_session_ms ? conf->session_ms
+                                                                            : x->iam_session_ms;
+    }
+    return conf->session_ms;
+}
+
 enum kbm_sasl_result
 kbm_sasl_exchange_step(const struct kbm_sasl_conf *conf, struct kbm_sasl_exchange *x,
                        const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap, size_t *outlen,
@@ -482,6 +659,10 @@ kbm_sasl_exchange_step(const struct kbm_sasl_conf *conf, struct kbm_sasl_exchang
     if (inlen > KBM_SASL_TOKEN_MAX) {
         snprintf(why, whylen, "token of %zu bytes, more than %d", inlen, KBM_SASL_TOKEN_MAX);
         res = KBM_SASL_FAILED;
+    } else if (KBM_SASL_IS_IAM(x->mech) && x->state == KBM_SASL_STEP_FIRST) {
+        res = iam_step(conf, x, in, inlen, out, outcap, outlen, err, errlen, why, whylen);
+    } else if (x->mech == KBM_SASL_OAUTHBEARER) {
+        res = oauth_final(x, in, inlen, err, errlen, why, whylen);
     } else if (x->mech == KBM_SASL_PLAIN) {
         res = plain_step(conf, x, in, inlen, err, errlen, why, whylen);
     } else if (x->state == KBM_SASL_STEP_FIRST) {

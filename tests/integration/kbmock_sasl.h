@@ -1,8 +1,9 @@
 /*
  * kbmock_sasl.h - the server side of SASL for kbmock, the test cluster: known test users and one
  * authentication exchange per connection for PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802,
- * RFC 7677), as a Kafka broker's SaslServerAuthenticator runs them. No sockets, no Kafka framing:
- * kbmock.c feeds client tokens in and sends the tokens that come out, either inside
+ * RFC 7677), as a Kafka broker's SaslServerAuthenticator runs them, and AWS_MSK_IAM / OAUTHBEARER
+ * (MSK IAM tokens) as MSK does, verified by iam_verify.c against a credentials file. No sockets, no
+ * Kafka framing: kbmock.c feeds client tokens in and sends the tokens that come out, either inside
  * SaslAuthenticate frames or raw (after SaslHandshake v0). Test code only.
  */
 #ifndef KB_TESTS_KBMOCK_SASL_H
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define KBM_MUSTCHECK __attribute__((warn_unused_result))
 
@@ -19,7 +21,7 @@
 #define KBM_SASL_PASS_MAX 128    /* longest password, NUL included */
 #define KBM_SASL_SALT_LEN 16     /* random salt per user and SCRAM mechanism */
 #define KBM_SASL_ITERATIONS 4096 /* what Kafka's kafka-configs.sh uses by default */
-#define KBM_SASL_TOKEN_MAX 1024  /* longest token this server accepts or produces */
+#define KBM_SASL_TOKEN_MAX 8192  /* longest token accepted or produced (IAM: session tokens) */
 #define KBM_SASL_DIGEST_MAX 64   /* SHA-512 */
 
 /* The mechanisms kbmock can enforce; also indexes into per-mechanism arrays. */
@@ -27,6 +29,8 @@ enum kbm_sasl_mech {
     KBM_SASL_PLAIN = 0,
     KBM_SASL_SCRAM_SHA_256,
     KBM_SASL_SCRAM_SHA_512,
+    KBM_SASL_AWS_MSK_IAM, /* verified with --iam-credentials, --iam-region, --iam-host */
+    KBM_SASL_OAUTHBEARER, /* an MSK IAM token, same credentials */
     KBM_SASL_N_MECHS
 };
 
@@ -51,13 +55,20 @@ struct kbm_sasl_conf {
     int n_users;                                    /* entries in users */
     long session_ms;                                /* --sasl-session-ms; 0: sessions never end */
     bool v0_only; /* --sasl-handshake-v0-only: advertise SaslHandshake v0, no SaslAuthenticate */
-    bool strict_nonce; /* --sasl-strict-nonce: refuse librdkafka < 2.6.1's repeated nonce too */
+    bool strict_nonce;    /* --sasl-strict-nonce: refuse librdkafka < 2.6.1's repeated nonce too */
+    const char *iam_file; /* --iam-credentials FILE: lines "KEY_ID SECRET [TOKEN [EXPIRES
+                             [PRINCIPAL]]]" ("-" for no token, EXPIRES epoch seconds, 0: none);
+                             re-read at every IAM authentication, so a mock STS can append the
+                             credentials it issues */
+    const char *iam_region; /* --iam-region: the cluster's region */
+    const char *iam_host;   /* --iam-host: the host AWS_MSK_IAM payloads must be signed for */
 };
 
 /* Where one exchange stands. */
 enum kbm_sasl_step_state {
     KBM_SASL_STEP_FIRST = 0, /* waiting for the client's first (PLAIN: only) token */
-    KBM_SASL_STEP_FINAL,     /* SCRAM: server-first sent, waiting for client-final */
+    KBM_SASL_STEP_FINAL,     /* SCRAM: server-first sent, waiting for client-final;
+                                OAUTHBEARER: error JSON sent, waiting for the client's %x01 */
     KBM_SASL_STEP_DONE       /* authenticated or failed; no more tokens */
 };
 
@@ -74,6 +85,9 @@ struct kbm_sasl_exchange {
     char server_first[KBM_SASL_TOKEN_MAX];      /* SCRAM: for AuthMessage */
     bool nonce_quirk; /* client-final repeated the client nonce (librdkafka < 2.6.1), tolerated */
     bool reauth;      /* a KIP-368 re-authentication: only the wording of failures differs */
+    char iam_key_id[128];   /* IAM: the access key id that signed, once known ("" if none) */
+    int64_t iam_session_ms; /* IAM, on OK: min(signature expiry, credential expiry) - now */
+    char iam_error[256];    /* OAUTHBEARER: the refusal, sent once the client answered %x01 */
 };
 
 /* What one token did. */
@@ -83,7 +97,16 @@ enum kbm_sasl_result {
     KBM_SASL_FAILED        /* refused: err holds the message for the client, why the reason */
 };
 
-/* "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512". */
+/* True for AWS_MSK_IAM and OAUTHBEARER. */
+#define KBM_SASL_IS_IAM(m) ((m) == KBM_SASL_AWS_MSK_IAM || (m) == KBM_SASL_OAUTHBEARER)
+
+/*
+ * The SessionLifetimeMs to grant after x succeeded: IAM's own (signature and credential expiry)
+ * capped by --sasl-session-ms when set; otherwise --sasl-session-ms (0: none).
+ */
+int64_t kbm_sasl_session_ms(const struct kbm_sasl_conf *conf, const struct kbm_sasl_exchange *x);
+
+/* "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM", "OAUTHBEARER". */
 const char *kbm_sasl_mech_name(enum kbm_sasl_mech mech);
 
 /* Mechanism by its exact SASL name; false if unknown. */

@@ -189,6 +189,10 @@ class _STSHandler(_Handler):
             m.issued[key_id] = (role, session, secret, stoken)
         name = role.split("/")[-1]
         arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{name}/{session}"
+        expires = time.time() + m.lifetime
+        if m.creds_file:  # tell the test cluster (kbmock --iam-credentials) about the new key
+            with m.lock, open(m.creds_file, "a") as f:
+                f.write(f"{key_id} {secret} {stoken} {int(expires)} {arn}\n")
         body = f"""<AssumeRoleWithWebIdentityResponse xmlns="{STS_NS}">
   <AssumeRoleWithWebIdentityResult>
     <SubjectFromWebIdentityToken>{claims.get("sub", "")}</SubjectFromWebIdentityToken>
@@ -200,7 +204,7 @@ class _STSHandler(_Handler):
     <Credentials>
       <SessionToken>{stoken}</SessionToken>
       <SecretAccessKey>{secret}</SecretAccessKey>
-      <Expiration>{iso(time.time() + m.lifetime)}</Expiration>
+      <Expiration>{iso(expires)}</Expiration>
       <AccessKeyId>{key_id}</AccessKeyId>
     </Credentials>
     <Provider>{claims.get("iss", "")}</Provider>
@@ -273,6 +277,7 @@ class MockSTS(_Server):
         self.serial = 0
         self.region = region      # the region GetCallerIdentity signatures must name
         self.verified = 0         # GetCallerIdentity calls whose signature checked out
+        self.creds_file = None    # when set: each issued key is appended, as kbmock reads them
         super().__init__(_STSHandler, tls_dir)
         self.url = f"https://127.0.0.1:{self.port}"
 

@@ -305,13 +305,39 @@ check_roundtrip(const char *path)
     conf_unref(b);
 }
 
+/* The IAM mechanisms: any case, no user name, the AWS layer on, the region from the host. */
+static void
+test_conf_iam(void)
+{
+    struct kb_conf *c = load_good("good_iam_msk.ini");
+
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->clusters[0].sasl_mechanism == KB_SASL_AWS_MSK_IAM);
+        CHECK(c->clusters[0].aws_used);
+        CHECK(c->clusters[0].sasl_secret == NULL);
+        CHECK(strcmp(conf_aws_region(&c->clusters[0]), "eu-west-1") == 0);
+        CHECK(c->clusters[0].aws_provider == NULL);
+        conf_unref(c);
+    }
+    c = load_good("good_iam_oauthbearer.ini");
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->clusters[0].sasl_mechanism == KB_SASL_OAUTHBEARER);
+        CHECK(strcmp(conf_sasl_mechanism_str(c->clusters[0].sasl_mechanism), "OAUTHBEARER") == 0);
+        CHECK(strcmp(conf_aws_region(&c->clusters[0]), "us-east-1") == 0);
+        conf_unref(c);
+    }
+}
+
 static void
 test_conf_dump_roundtrip(void)
 {
     static const char *const names[] = {
-        "good_minimal.ini",      "good_full.ini",       "good_ipv6.ini",
-        "good_two_clusters.ini", "good_tls_off.ini",    "good_comments.ini",
-        "good_long_line.ini",    "good_sasl_scram.ini", "good_sasl_json.ini"};
+        "good_minimal.ini",      "good_full.ini",           "good_ipv6.ini",
+        "good_two_clusters.ini", "good_tls_off.ini",        "good_comments.ini",
+        "good_long_line.ini",    "good_sasl_scram.ini",     "good_sasl_json.ini",
+        "good_iam_msk.ini",      "good_iam_oauthbearer.ini"};
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -885,6 +911,7 @@ main(int argc, char **argv)
     RUN(test_conf_hostport_parse);
     RUN(test_conf_hostport_str);
     RUN(test_conf_connect_target);
+    RUN(test_conf_iam);
     RUN(test_conf_dump_roundtrip);
     RUN(test_conf_dump_format);
     RUN(test_conf_refcount);

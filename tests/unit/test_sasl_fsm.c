@@ -117,7 +117,8 @@ parse_sent(const struct kp_writer *out, struct sent *s)
 }
 
 static const int16_t apis_v2[] = {17, 0, 1, 36, 0, 2, 18, 0, 3};
-static const struct auth_creds plain_creds = {"bob", "kbsecret", "b-1"};
+static const struct auth_creds plain_creds = {
+    .username = "bob", .password = "kbsecret", .host = "b-1"};
 
 /* Runs start + ApiVersions (SaslAuthenticate max auth_max) + a good handshake. */
 static struct sasl_fsm *
@@ -560,7 +561,8 @@ scram_server(const char *password, const char *client_first_bare, const char *se
 static enum sasl_fsm_result
 run_scram(const char *server_password, bool corrupt_signature, char *why, size_t whylen)
 {
-    static const struct auth_creds creds = {"user", "pencil", "b-1"};
+    static const struct auth_creds creds = {
+        .username = "user", .password = "pencil", .host = "b-1"};
     struct kp_writer out, resp;
     struct sent s;
     char bare[256], sf[512], cf[512], sfinal[128];
@@ -618,7 +620,7 @@ test_sasl_fsm_scram_strict_server(void)
 static void
 test_sasl_fsm_bad_start(void)
 {
-    static const struct auth_creds nouser = {"", "x", "b-1"};
+    static const struct auth_creds nouser = {.username = "", .password = "x", .host = "b-1"};
     char why[256] = "";
 
     CHECK(sasl_fsm_new(auth_mech_find("PLAIN"), &nouser, "kbridge", -1, why, sizeof(why)) == NULL);

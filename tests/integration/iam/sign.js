@@ -8,6 +8,7 @@
 //   connect-iam|connect-oauth <region> <host> <port>
 //                           kafkajs 2.2.4 with either mechanism connects (admin.connect()) to a
 //                           SASL broker at host:port: prints "connected" or fails with its error
+//                           (KB_TLS_CA=<ca.pem>: over TLS, verified against that CA)
 // Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (optional).
 // KB_FIXED_TIME=<epoch seconds> pins the signers' clock (Date), so their signatures can be
 // compared byte for byte with kbridge's for the same inputs. Prints only to stdout; test keys only.
@@ -108,7 +109,9 @@ async function connect(mechanism, region, host, port) {
         clientId: 'kbridge-iam-test',
         brokers: [`${host}:${port}`],
         sasl,
-        ssl: false,
+        // KB_TLS_CA: the broker is TLS (kbmock's fronts), verified against that CA
+        ssl: process.env.KB_TLS_CA ? { ca: [require('fs').readFileSync(process.env.KB_TLS_CA)] }
+            : false,
         connectionTimeout: 5000,
         authenticationTimeout: 5000,
         retry: { retries: 0 },
