@@ -171,7 +171,8 @@ check_target_run(struct check_job *job, struct check_target *t, const struct kb_
         return;
     }
     if (job->cc->sasl_mechanism != KB_SASL_NONE &&
-        !check_auth_run(job->rep, t, job->cc, name->host, job->conf->max_frame_bytes, &conn)) {
+        !check_auth_run(job->rep, t, job->cc, job->aws, name->host, job->conf->max_frame_bytes,
+                        &conn)) {
         check_conn_close(&conn);
         return;
     }

@@ -13,6 +13,8 @@
 #include <openssl/crypto.h>
 
 #include "auth/mech.h"
+#include "aws/creds.h"
+#include "aws/provider.h"
 #include "conf/secret.h"
 #include "kp_api.h"
 #include "kp_buf.h"
@@ -105,6 +107,14 @@ check_auth_fix(const char *mech, int16_t code, char *out, size_t outlen)
                       check_auth_msk_port(mech));
         return out;
     case KP_ERR_SASL_AUTHENTICATION_FAILED:
+        if (strcmp(mech, "AWS_MSK_IAM") == 0 || strcmp(mech, "OAUTHBEARER") == 0) {
+            tlserr_format(out, outlen,
+                          "MSK refused the signed request: the principal of the AWS credentials "
+                          "step needs an IAM policy allowing kafka-cluster:Connect on this "
+                          "cluster's ARN (and the topic and group actions the clients use); "
+                          "check aws_region and this host's clock too (SigV4 allows 5 minutes)");
+            return out;
+        }
         tlserr_format(out, outlen,
                       "check sasl_username and the password in sasl_password_file; on MSK the "
                       "user is an AWS Secrets Manager secret named AmazonMSK_... associated "
@@ -120,8 +130,10 @@ check_auth_fix(const char *mech, int16_t code, char *out, size_t outlen)
 
 bool
 check_auth_run(struct check_report *rep, struct check_target *t, const struct kb_cluster_conf *cc,
-               const char *host, size_t max_frame, struct check_conn *c)
+               struct aws_provider *aws, const char *host, size_t max_frame, struct check_conn *c)
 {
+    bool iam = KB_SASL_IS_IAM(cc->sasl_mechanism);
+    struct aws_creds *ac = NULL;
     const char *name = conf_sasl_mechanism_str(cc->sasl_mechanism);
     const struct auth_mech *mech = auth_mech_find(name);
     long t0 = check_now_ms(), deadline = t0 + cc->connect_timeout_ms;
@@ -136,22 +148,35 @@ check_auth_run(struct check_report *rep, struct check_target *t, const struct kb
     bool ok = false;
 
     kp_writer_init(&out);
-    if (!mech || !cc->sasl_username || !cc->sasl_secret) {
+    if (!mech || (iam ? !aws : !cc->sasl_username || !cc->sasl_secret)) {
         check_step_add(rep, t, CHECK_STEP_AUTH, CHECK_FAIL, 0,
-                       "set sasl_mechanism, sasl_username and sasl_password_file",
+                       iam ? "see the AWS credentials step above"
+                           : "set sasl_mechanism, sasl_username and sasl_password_file",
                        "sasl_mechanism = %s has no usable credentials in [%s]", name, cc->name);
         return false;
     }
-    memset(&creds, 0, sizeof(creds));
-    creds.username = cc->sasl_username;
-    creds.password = cc->sasl_secret->password;
-    creds.host = host;
+    if (iam && (!(ac = malloc(sizeof(*ac))) || !aws_provider_get(aws, ac))) {
+        free(ac);
+        check_step_add(rep, t, CHECK_STEP_AUTH, CHECK_FAIL, 0, "see the AWS credentials step above",
+                       "%s: no valid AWS credentials to sign with for [%s]", name, cc->name);
+        return false;
+    }
+    sasl_fsm_creds(&creds, cc, host, ac);
     f = sasl_fsm_new(mech, &creds, CHECK_AUTH_CLIENT_ID, -1, why, sizeof(why));
     if (!f) {
+        if (ac) {
+            OPENSSL_cleanse(ac, sizeof(*ac));
+            free(ac);
+        }
         check_step_add(rep, t, CHECK_STEP_AUTH, CHECK_FAIL, check_now_ms() - t0, NULL, "%s", why);
         return false;
     }
     r = sasl_fsm_start(f, &out, why, sizeof(why));
+    if (ac) {
+        OPENSSL_cleanse(ac, sizeof(*ac)); /* signed: the first message holds what it needs */
+        free(ac);
+        ac = NULL;
+    }
     while (r == SASL_FSM_SEND) {
         sent = sasl_fsm_state(f);
         if (!check_conn_write(c, out.buf, out.len, deadline, err, sizeof(err)) ||
@@ -190,8 +215,8 @@ check_auth_run(struct check_report *rep, struct check_target *t, const struct kb
     }
     ok = check_step_add(rep, t, CHECK_STEP_AUTH, CHECK_OK, check_now_ms() - t0, NULL,
                         "%s as '%s' in %ld ms (SaslAuthenticate v%d; session lifetime %s)",
-                        mech->name, cc->sasl_username, check_now_ms() - t0,
-                        sasl_fsm_auth_version(f), err);
+                        mech->name, iam ? "the AWS credentials above" : cc->sasl_username,
+                        check_now_ms() - t0, sasl_fsm_auth_version(f), err);
 done:
     sasl_fsm_free(f);
     return ok;

@@ -21,11 +21,12 @@
  * ok names the mechanism, user and session lifetime; a failure is the state machine's sentence
  * (the broker's own message when it refused) with a fix for its cause: the mechanism not enabled
  * on this port (MSK's port for each mechanism), a port without SASL, wrong credentials, a broker
- * that hung up or did not answer. Never a secret in the report. true when authenticated: c may
- * then carry the Kafka step.
+ * that hung up or did not answer. aws: the cluster's credentials provider for AWS_MSK_IAM and
+ * OAUTHBEARER (the AWS credentials step started it), else NULL. Never a secret in the report. true
+ * when authenticated: c may then carry the Kafka step.
  */
 bool check_auth_run(struct check_report *rep, struct check_target *t,
-                    const struct kb_cluster_conf *cc, const char *host, size_t max_frame,
-                    struct check_conn *c);
+                    const struct kb_cluster_conf *cc, struct aws_provider *aws, const char *host,
+                    size_t max_frame, struct check_conn *c);
 
 #endif

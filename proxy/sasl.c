@@ -281,18 +281,7 @@ sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char
     s->max_frame = max_frame;
     s->done = done;
     s->arg = arg;
-    creds.host = host;
-    if (aws) {
-        creds.aws_key_id = aws->access_key_id;
-        creds.aws_secret = aws->secret;
-        creds.aws_session_token = aws->session_token;
-        creds.aws_expiration = aws->expiration;
-        creds.aws_region = conf_aws_region(cc);
-        creds.user_agent = "kbridge/" KB_VERSION;
-    } else {
-        creds.username = cc->sasl_username;
-        creds.password = cc->sasl_secret->password;
-    }
+    sasl_fsm_creds(&creds, cc, host, aws);
     kp_writer_init(&out);
     if (!(s->fsm = sasl_fsm_new(mech, &creds, "kbridge", auth_version, why, whylen)) ||
         sasl_fsm_start(s->fsm, &out, why, whylen) != SASL_FSM_SEND) {

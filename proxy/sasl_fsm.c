@@ -10,10 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/creds.h"
+#include "conf/conf.h"
+#include "conf/secret.h"
 #include "kp_api.h"
 #include "kp_frame.h"
 #include "kp_request.h"
 #include "kp_sasl.h"
+#include "proxy/version.h"
 
 #define SASL_MSG_MAX 200 /* bytes of a broker's error message quoted in a sentence */
 
@@ -335,4 +339,23 @@ sasl_fsm_free(struct sasl_fsm *f)
     auth_buf_free(&f->next);
     free(f->client_id);
     free(f);
+}
+
+void
+sasl_fsm_creds(struct auth_creds *creds, const struct kb_cluster_conf *cc, const char *host,
+               const struct aws_creds *aws)
+{
+    memset(creds, 0, sizeof(*creds));
+    creds->host = host;
+    if (aws) {
+        creds->aws_key_id = aws->access_key_id;
+        creds->aws_secret = aws->secret;
+        creds->aws_session_token = aws->session_token;
+        creds->aws_expiration = aws->expiration;
+        creds->aws_region = conf_aws_region(cc);
+        creds->user_agent = "kbridge/" KB_VERSION;
+    } else {
+        creds->username = cc->sasl_username;
+        creds->password = cc->sasl_secret ? cc->sasl_secret->password : NULL;
+    }
 }

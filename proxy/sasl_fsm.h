@@ -41,6 +41,18 @@ enum sasl_fsm_result {
 };
 
 struct sasl_fsm;
+struct aws_creds;
+struct kb_cluster_conf;
+
+/*
+ * Fills creds for cc's sasl_mechanism and the broker host: the user and password of the
+ * snapshot, or (AWS_MSK_IAM, OAUTHBEARER) the AWS credentials aws, copied by the caller from
+ * the cluster's provider, with cc's region and kbridge's user agent. Views into cc and aws: keep
+ * both alive while creds is used. The daemon (proxy/sasl.c) and kbridge check both use it, so
+ * the doctor signs exactly as the daemon does.
+ */
+void sasl_fsm_creds(struct auth_creds *creds, const struct kb_cluster_conf *cc, const char *host,
+                    const struct aws_creds *aws);
 
 /*
  * Prepares an exchange with mech and creds (copied by the mechanism: creds may go away after

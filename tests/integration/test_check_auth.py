@@ -241,3 +241,39 @@ def test_aws_clock_skew_warns(build_dir, tmp_path, kbmock, ports, certs, sts):
     assert "clock skew" in step["detail"] and "NTP" in step["fix"], step
     assert "assumed-role/kbridge-msk/kbridge-env" in step["detail"], step
     no_secret(r, secret, token)
+
+
+# --- IAM: the AWS credentials step, then the signed authentication per broker ---------------
+
+@pytest.mark.parametrize("mech", ["AWS_MSK_IAM", "OAUTHBEARER"])
+@pytest.mark.parametrize("good", [True, False], ids=["known-key", "unknown-key"])
+def test_iam_authentication_step(build_dir, tmp_path, kbmock, ports, certs, sts, mech, good):
+    """The doctor signs with the daemon's mechanism and the credentials its AWS step found; an
+    MSK-like broker (kbmock + iam_verify) accepts a key it knows and refuses one it does not,
+    and the fix then names the IAM policy."""
+    key, secret = "ASIAEXAMPLEKEY0000003", "Zm9vYmFyYmF6cXV4RXhhbXBsZVNlY3JldEtleTEy"
+    token = "IQoJb3JpZ2luX2VjIAMCHECKSESSIONTOKEN" + "z" * 200
+    issue(sts, key, secret, token)
+    creds = tmp_path / "iam-creds"
+    creds.write_text(f"{key} {secret if good else secret[::-1]} {token} 0 "
+                     f"arn:aws:sts::123456789012:assumed-role/kbridge-msk/kbridge-env\n")
+    mock = kbmock(mode="msk", brokers=1, topics=["orders:1"], sasl_mechanisms=mech,
+                  iam_credentials=creds, iam_region="eu-west-1")
+    extra = {**FAST, "sasl_mechanism": mech, "aws_region": "eu-west-1",
+             "aws_sts_endpoint": sts.url, "aws_ca_file": str(certs / "ca.pem")}
+    ini = tmp_path / "check.ini"
+    ini.write_text(cluster_ini("msk", [mock.brokers[1].advertised], ports(),
+                               tls_ca=certs / "ca.pem", extra=extra))
+    env = aws_env(tmp_path, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
+                  AWS_SESSION_TOKEN=token, NO_PROXY="127.0.0.1")
+    r = run([str(build_dir / "kbridge"), "check", "--json", "-c", str(ini)], env=env, timeout=60)
+    import json
+    doc = json.loads(r.stdout)
+    step = auth_step(only_target(doc))
+    if good:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert step["ok"] and mech in step["detail"], step
+    else:
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert not step["ok"] and "kafka-cluster:Connect" in step["fix"], step
+    no_secret(r, secret, secret[::-1], token)
