@@ -164,7 +164,8 @@ main(int argc, char **argv)
         return 1;
     }
     conf_split_args(argc, argv, own, rest, &n_rest, flags, &n_flags);
-    while ((c = getopt_long(n_rest, rest, "c:Vh", opts, NULL)) != -1) {
+    rc = -1; /* set: exit with it once the argument arrays are freed */
+    while (rc < 0 && (c = getopt_long(n_rest, rest, "c:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
@@ -178,30 +179,36 @@ main(int argc, char **argv)
             break;
         case 'V':
             printf("kbridge %s (%s)\n", KB_VERSION, OpenSSL_version(OPENSSL_VERSION));
-            return 0;
+            rc = 0;
+            break;
         case 'h':
             usage(stdout);
-            return 0;
+            rc = 0;
+            break;
         default:
             usage(stderr);
-            return 2;
+            rc = 2;
+            break;
         }
     }
-    if (optind < n_rest) {
+    if (rc < 0 && optind < n_rest) {
         fprintf(stderr, "kbridge: unexpected argument '%s'\n", rest[optind]);
         usage(stderr);
-        return 2;
+        rc = 2;
     }
-    if (has_path && n_flags > 0) {
+    if (rc < 0 && has_path && n_flags > 0) {
         fprintf(stderr, "kbridge: %s: give either -c FILE or configuration flags, not both\n",
                 flags[0]);
-        return 2;
+        rc = 2;
     }
-
-    conf = n_flags > 0 ? conf_load_flags(n_flags, flags, err, sizeof(err))
-                       : conf_load(path, err, sizeof(err));
+    conf = rc >= 0       ? NULL
+           : n_flags > 0 ? conf_load_flags(n_flags, flags, err, sizeof(err))
+                         : conf_load(path, err, sizeof(err));
     free(rest);
     free(flags);
+    if (rc >= 0) {
+        return rc;
+    }
     if (!conf) {
         fprintf(stderr, "%s\n", err);
         return 2;

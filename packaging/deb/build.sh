@@ -16,8 +16,8 @@ repo=$(cd "$here/../.." && pwd)
 case $build in /*) ;; *) build=$repo/$build ;; esac
 case $out in /*) ;; *) out=$repo/$out ;; esac
 
-version=$(sed -n 's/^#define KB_VERSION "\(.*\)"$/\1/p' "$repo/proxy/main.c")
-[ -n "$version" ] || { echo "build.sh: no KB_VERSION in proxy/main.c" >&2; exit 1; }
+version=$(sed -n 's/^#define KB_VERSION "\(.*\)"$/\1/p' "$repo/proxy/version.h")
+[ -n "$version" ] || { echo "build.sh: no KB_VERSION in proxy/version.h" >&2; exit 1; }
 arch=$(dpkg --print-architecture)
 : "${SOURCE_DATE_EPOCH:=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}"
 export SOURCE_DATE_EPOCH
