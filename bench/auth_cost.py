@@ -2,10 +2,11 @@
 """bench/auth_cost.py - what kbridge's own SASL costs (issue 14; a benchmark, not a test).
 
 Two numbers, each for kbridge with and without origination in front of the same test cluster
-(kbmock: librdkafka's mock brokers behind TLS fronts, with or without SASL enforcement):
+(kbmock: librdkafka's mock brokers behind TLS fronts, with or without SASL enforcement; for
+AWS_MSK_IAM it verifies the SigV4-signed payload as MSK does, static test credentials):
   - set-up time: a new client (confluent-kafka Producer) from creation to its first Produce
     answered: kbridge's upstream DNS + TCP + TLS (+ ApiVersions, SaslHandshake, SCRAM's two
-    SaslAuthenticate rounds) and the client's own metadata round trip; median and p90;
+    SaslAuthenticate rounds, or one signed IAM payload) and the client's own metadata round trip; median and p90;
   - kbridge's CPU seconds per GB relayed once authenticated (utime + stime from /proc of the
     kbridge process only), producing 1 KiB records.
 Paths run in interleaved rounds (the VMs are shared and noisy: compare only within one run).
@@ -25,7 +26,9 @@ ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 SETUPS = 15          # new clients per round and path
 MB = 100             # MiB produced per round and path for the CPU figure
 USER, PASSWORD = "bench", "bench-secret-1"
-PATHS = ("tls", "scram-sha-512", "scram-sha-256", "plain")
+PATHS = ("tls", "scram-sha-512", "scram-sha-256", "plain", "aws_msk_iam")
+IAM_KEY, IAM_SECRET = "AKIABENCHKEY00000001", "benchSecretKey0000000000000000000000000000"
+REGION = "us-east-1"
 
 
 def free_port_block(n):
@@ -44,10 +47,16 @@ def free_port_block(n):
     raise SystemExit("no free ports")
 
 
-def start_mock(sasl):
+def start_mock(tmp, mech):
     cmd = [f"{BUILD}/kbmock", "--certs", f"{BUILD}/certs", "--brokers", "1", "--topic",
            "bench:1"]
-    if sasl:
+    if mech == "aws_msk_iam":
+        creds = os.path.join(tmp, "iam-creds")
+        with open(creds, "w") as f:
+            f.write(f"{IAM_KEY} {IAM_SECRET} - 0 arn:aws:iam::123456789012:user/bench\n")
+        cmd += ["--sasl-mechanisms", "AWS_MSK_IAM", "--iam-credentials", creds, "--iam-region",
+                REGION]
+    elif mech != "tls":
         cmd += ["--sasl-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN", "--sasl-user",
                 f"{USER}:{PASSWORD}", "--sasl-strict-nonce"]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -67,7 +76,13 @@ def start_kbridge(tmp, brokers, mech):
            f"bootstrap_servers = {','.join(brokers)}", f"listen = 127.0.0.1:{base}",
            f"broker_port_base = {base + 1}", "max_node_id = 2",
            f"tls_ca_file = {BUILD}/certs/ca.pem"]
-    if mech != "tls":
+    env = dict(os.environ)
+    if mech == "aws_msk_iam":
+        ini += ["sasl_mechanism = AWS_MSK_IAM", f"aws_region = {REGION}"]
+        env.update(AWS_ACCESS_KEY_ID=IAM_KEY, AWS_SECRET_ACCESS_KEY=IAM_SECRET,
+                   AWS_EC2_METADATA_DISABLED="true")
+        env.pop("AWS_SESSION_TOKEN", None)
+    elif mech != "tls":
         pw = os.path.join(tmp, "pw")
         with open(pw, "w") as f:
             f.write(PASSWORD + "\n")
@@ -78,7 +93,8 @@ def start_kbridge(tmp, brokers, mech):
     with open(path, "w") as f:
         f.write("\n".join(ini) + "\n")
     log = open(os.path.join(tmp, f"kb-{mech}.log"), "w")
-    p = subprocess.Popen([f"{BUILD}/kbridge", "-c", path], stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen([f"{BUILD}/kbridge", "-c", path], stdout=log, stderr=subprocess.STDOUT,
+                         env=env)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         with open(log.name) as f:
@@ -136,7 +152,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(ROUNDS):
             for mech in PATHS:  # interleaved: every path once per round
-                mock, brokers = start_mock(mech != "tls")
+                mock, brokers = start_mock(tmp, mech)
                 kb, bootstrap = start_kbridge(tmp, brokers, mech)
                 try:
                     setup[mech] += setup_times(bootstrap)
