@@ -34,18 +34,19 @@ struct aws_provider {
     bool failing;                 /* the last fetch failed */
     bool fetched_once;            /* a fetch has finished */
     bool stop;                    /* aws_provider_free asked the thread to end */
-    bool detached;                /* the last reference went (aws_provider_release): the
-                                     thread frees the provider when it ends */
-    atomic_int refs;              /* aws_provider_ref / aws_provider_release */
-    bool force;                   /* aws_provider_refresh_now asked for a fetch */
-    bool skew_logged;             /* the current clock skew was logged */
-    uint64_t ok;                  /* fetches that gave credentials */
-    uint64_t failed;              /* fetches that failed */
-    long long skew;               /* local clock minus the last AWS Date, seconds */
-    time_t refresh_at;            /* next fetch; 0 = at once */
-    unsigned backoff;             /* seconds before the next retry after a failure */
-    unsigned seed;                /* rand_r state for the jitter */
-    char reason[AWS_ERR_MAX];     /* the last fetch error, "" after a success */
+    struct aws_released *released; /* set by aws_provider_release, with detached */
+    bool detached;                 /* the last reference went (aws_provider_release): the
+                                      thread frees the provider when it ends */
+    atomic_int refs;               /* aws_provider_ref / aws_provider_release */
+    bool force;                    /* aws_provider_refresh_now asked for a fetch */
+    bool skew_logged;              /* the current clock skew was logged */
+    uint64_t ok;                   /* fetches that gave credentials */
+    uint64_t failed;               /* fetches that failed */
+    long long skew;                /* local clock minus the last AWS Date, seconds */
+    time_t refresh_at;             /* next fetch; 0 = at once */
+    unsigned backoff;              /* seconds before the next retry after a failure */
+    unsigned seed;                 /* rand_r state for the jitter */
+    char reason[AWS_ERR_MAX];      /* the last fetch error, "" after a success */
 };
 
 /* "2026-12-01T20:30:00Z" */
@@ -165,7 +166,50 @@ aws_provider_check_skew(struct aws_provider *p, time_t date, time_t now)
     p->skew_logged = off;
 }
 
-/* Frees what the provider holds; its thread has ended (or is the caller, detached). */
+/*
+ * Threads of released providers: joinable, joined as soon as they say they are done (at the
+ * next release, never waiting) and all of them at exit (aws_provider_join_released).
+ */
+struct aws_released {
+    pthread_t thread; /* the provider's thread */
+    atomic_bool done; /* it has freed its provider and is returning */
+};
+static pthread_mutex_t aws_released_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct aws_released **aws_released;      /* n_aws_released entries */
+static struct aws_released aws_released_orphan; /* for a thread detached when out of memory */
+static size_t n_aws_released;
+
+/* Joins the released threads that are done (all of them when wait_all). Lock held. */
+static void
+aws_released_reap(bool wait_all)
+{
+    size_t i = 0;
+
+    while (i < n_aws_released) {
+        struct aws_released *r = aws_released[i];
+        if (wait_all || atomic_load(&r->done)) {
+            pthread_join(r->thread, NULL);
+            free(r);
+            aws_released[i] = aws_released[--n_aws_released];
+        } else {
+            i++;
+        }
+    }
+    if (n_aws_released == 0) {
+        free(aws_released);
+        aws_released = NULL;
+    }
+}
+
+void
+aws_provider_join_released(void)
+{
+    pthread_mutex_lock(&aws_released_lock);
+    aws_released_reap(true);
+    pthread_mutex_unlock(&aws_released_lock);
+}
+
+/* Frees what the provider holds; its thread has ended (or is the caller, released). */
 static void
 aws_provider_destroy(struct aws_provider *p)
 {
@@ -180,6 +224,7 @@ static void *
 aws_provider_main(void *arg)
 {
     struct aws_provider *p = arg;
+    struct aws_released *released;
     bool detached;
     struct aws_creds fresh;
     char err[AWS_ERR_MAX], when[32];
@@ -223,9 +268,11 @@ aws_provider_main(void *arg)
         pthread_cond_timedwait(&p->cond, &p->lock, &ts);
     }
     detached = p->detached; /* set together with stop, under the lock */
+    released = p->released;
     pthread_mutex_unlock(&p->lock);
     if (detached) {
         aws_provider_destroy(p);
+        atomic_store(&released->done, true);
     }
     return NULL;
 }
@@ -307,14 +354,33 @@ aws_provider_release(struct aws_provider *p)
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1) {
         return;
     }
-    /* No join: the last reference may go on an event-loop thread, and an in-flight fetch can
-     * take its whole timeout. The thread sees stop, finishes and frees the provider itself. */
+    /* No waiting join: the last reference may go on an event-loop thread, and an in-flight
+     * fetch can take its whole timeout. The thread sees stop, finishes and frees the provider
+     * itself; its handle is joined once it is done, or at exit. */
+    struct aws_released *r = calloc(1, sizeof(*r)), **grown;
+    pthread_t thread = p->thread;
+
+    pthread_mutex_lock(&aws_released_lock);
+    aws_released_reap(false);
+    grown = r ? realloc(aws_released, (n_aws_released + 1) * sizeof(*grown)) : NULL;
+    if (grown) {
+        aws_released = grown;
+        r->thread = thread;
+        atomic_init(&r->done, false);
+        aws_released[n_aws_released++] = r;
+    }
+    pthread_mutex_unlock(&aws_released_lock);
+    if (!grown) {
+        free(r);
+        pthread_detach(thread); /* out of memory: let it end on its own */
+        r = NULL;
+    }
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     p->detached = true;
+    p->released = r ? r : &aws_released_orphan;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    pthread_detach(p->thread);
 }
 
 /* Called with the lock held. */

@@ -62,6 +62,13 @@ struct aws_provider *aws_provider_ref(struct aws_provider *p);
 void aws_provider_release(struct aws_provider *p);
 
 /*
+ * At process exit, after the last release: waits (blocking) until the threads of released
+ * providers have ended, so nothing of theirs outlives main (LeakSanitizer, valgrind). Each
+ * thread ends within one fetch's timeout.
+ */
+void aws_provider_join_released(void);
+
+/*
  * Copies the current credentials into out when they are valid (not expired); thread-safe, never
  * blocks on the network. false (out wiped) when there are none: aws_provider_reason says why.
  * The caller wipes out with aws_creds_clear() when done.

@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 
+#include "aws/provider.h"
 #include "conf/conf.h"
 #include "check/check.h"
 #include "proxy/log.h"
@@ -247,6 +248,7 @@ main(int argc, char **argv)
     }
     rc = proxy_run(proxy);
     proxy_free(proxy);
+    aws_provider_join_released(); /* the credentials threads of the last snapshots */
     log_info("kbridge stopped");
     return rc;
 }

@@ -79,6 +79,7 @@ main(int argc, char **argv)
         creds[n].session_token = iamverify_dup_field(&save);
         creds[n].principal = iamverify_dup_field(&save);
         if (creds[n].session_token && strcmp(creds[n].session_token, "-") == 0) {
+            free((char *)creds[n].session_token); /* "-": long-term credentials, no token */
             creds[n].session_token = NULL;
         }
         if (!creds[n].secret) {
