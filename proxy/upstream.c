@@ -576,3 +576,29 @@ upstream_describe(struct bufferevent *bev, char *out, size_t outlen)
     }
     return tlserr_describe_session(ssl, out, outlen);
 }
+
+bool
+upstream_threads_prepare(struct event_base *base)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+    struct bufferevent *under = ssl ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    struct bufferevent *bev = NULL;
+
+    /* OPEN: no handshake starts; the method is made when the filter is. Freed the way a real
+     * upstream is (the filter owns the SSL and the bufferevent under it). */
+    if (under) {
+        bev = bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_OPEN,
+                                             BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (bev) {
+        bufferevent_free(bev);
+    } else {
+        if (under) {
+            bufferevent_free(under);
+        }
+        SSL_free(ssl);
+    }
+    SSL_CTX_free(ctx);
+    return bev != NULL;
+}

@@ -7,6 +7,7 @@
 #ifndef KB_PROXY_UPSTREAM_H
 #define KB_PROXY_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -51,6 +52,11 @@ void upstream_set_auth_cb(struct upstream *u, upstream_auth_fn auth);
 
 /* Abandons an attempt: done will not be called. NULL is fine. */
 void upstream_cancel(struct upstream *u);
+
+/* Builds, once, the BIO method that libevent's TLS filter creates lazily and without a lock
+ * (a data race when two event loops make their first upstream connection at once: a leaked or
+ * half-filled method). Call on the leader's thread before any worker thread starts. */
+bool upstream_threads_prepare(struct event_base *base);
 
 /* One-line description of the TLS session on a connected bev ("TLSv1.3 ... peer ..."). */
 const char *upstream_describe(struct bufferevent *bev, char *out, size_t outlen);

@@ -26,6 +26,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/proxy.h"
+#include "proxy/upstream.h"
 
 #define WORKER_CMD_RELOAD 'R' /* apply the snapshot in the slot */
 #define WORKER_CMD_DRAIN 'D'  /* stop accepting, finish what is in flight */
@@ -388,6 +389,10 @@ workers_start(struct kb_proxy *leader, char *err, size_t errlen)
         wp->peers = ws;
     }
     leader->peers = ws;
+    if (!upstream_threads_prepare(leader->base)) {
+        snprintf(err, errlen, "cannot set up workers: out of memory");
+        goto fail;
+    }
     /* Signals go to the leader's thread only (its libevent signal events). */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);

@@ -183,3 +183,23 @@ def test_workers_reload_and_drain_reach_every_loop(kbmock, kbridge, ports, certs
         s.close()
     assert listeners(p.listen) == 0
     assert not error_lines(kb.log_text()), error_lines(kb.log_text())
+
+
+def test_loops_making_their_first_tls_connection_at_once(kbmock, kbridge, ports, certs):
+    """Regression: libevent builds its TLS filter's BIO method lazily, with no lock. Every loop
+    probes the upstream as it starts, so two loops could build it at once: one copy leaked (the
+    ASan build's exit code caught it in 1 of 6 runs of the test above) or a loop used a
+    half-filled method. kbridge now builds it before any worker thread runs. Eight loops start
+    together, several times; each start must reach readiness through TLS and exit 0 (LeakSanitizer
+    turns a leaked method into exit 1)."""
+    mock = kbmock(mode="msk", topics=["orders:1"])
+    for _ in range(4):
+        p = ports()
+        admin = f"127.0.0.1:{free_port()}"
+        kb = kbridge(workers_ini(mock, p, certs, admin, workers=8))
+        wait_ready(admin)
+        socks = [api_versions(p.listen, 700 + i) for i in range(16)]
+        for s in socks:
+            s.close()
+        assert kb.stop() == 0, kb.log_text()[-6000:]
+        assert not error_lines(kb.log_text()), error_lines(kb.log_text())
