@@ -582,7 +582,8 @@ upstream_threads_prepare(struct event_base *base)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-    struct bufferevent *under = ssl ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    struct bufferevent *under =
+        ssl ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
     struct bufferevent *bev = NULL;
 
     /* OPEN: no handshake starts; the method is made when the filter is. Freed the way a real
