@@ -72,7 +72,7 @@ $(AUTH_TESTS): $(BUILD)/tests/%: tests/unit/%.c tests/test.h $(AUTH_OBJ)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(AUTH_OBJ) $(LDFLAGS_ALL) \
 	    $(shell pkg-config --libs libcrypto 2>/dev/null)
 # The test CLIs that sign and verify MSK IAM: the pure signing objects plus libcrypto only.
-SIGN_OBJ := $(BUILD)/auth/sigv4.o $(BUILD)/auth/msk_iam.o $(BUILD)/auth/b64.o $(BUILD)/auth/json.o
+SIGN_OBJ := $(BUILD)/auth/sigv4.o $(BUILD)/auth/msk_iam.o $(BUILD)/auth/str.o $(BUILD)/auth/b64.o $(BUILD)/auth/json.o
 $(BUILD)/tests/test_tls: tests/unit/test_tls.c tests/test.h $(TLS_OBJ) $(CONF_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KB_INC) -Itests $(PKG_CFLAGS) -o $@ $< $(TLS_OBJ) $(CONF_OBJ) \

@@ -6,7 +6,6 @@
  */
 #include "auth/msk_iam.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,101 +15,31 @@
 
 #include "auth/b64.h"
 #include "auth/json.h"
-
-static void msk_iam_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-msk_iam_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* A growable string; after a failed allocation every append is a no-op. */
-struct msk_iam_str {
-    char *p;    /* NUL-terminated bytes */
-    size_t len; /* without the NUL */
-    size_t cap; /* allocated */
-    bool oom;   /* an allocation failed */
-};
-
-static void
-msk_iam_add(struct msk_iam_str *s, const char *data, size_t len)
-{
-    if (s->oom) {
-        return;
-    }
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 512;
-        char *np;
-        while (cap < s->len + len + 1) {
-            cap *= 2;
-        }
-        np = malloc(cap);
-        if (!np) {
-            s->oom = true;
-            return;
-        }
-        /* Not realloc: the old block may hold a session token and is wiped before release. */
-        if (s->p) {
-            memcpy(np, s->p, s->len);
-            OPENSSL_cleanse(s->p, s->cap);
-            free(s->p);
-        }
-        s->p = np;
-        s->cap = cap;
-    }
-    memcpy(s->p + s->len, data, len);
-    s->len += len;
-    s->p[s->len] = '\0';
-}
-
-static void
-msk_iam_cat(struct msk_iam_str *s, const char *cstr)
-{
-    msk_iam_add(s, cstr, strlen(cstr));
-}
-
-static void
-msk_iam_str_wipe(struct msk_iam_str *s)
-{
-    if (s->p) {
-        OPENSSL_cleanse(s->p, s->cap);
-        free(s->p);
-    }
-    memset(s, 0, sizeof(*s));
-}
+#include "auth/str.h"
 
 /* Appends "key":"value" with value escaped as JSON requires (quote, backslash, controls). */
 static void
-msk_iam_json_pair(struct msk_iam_str *s, const char *key, const char *value, bool first)
+msk_iam_json_pair(struct auth_str *s, const char *key, const char *value, bool first)
 {
     const unsigned char *p;
 
-    msk_iam_cat(s, first ? "\"" : ",\"");
-    msk_iam_cat(s, key);
-    msk_iam_cat(s, "\":\"");
+    auth_str_cat(s, first ? "\"" : ",\"");
+    auth_str_cat(s, key);
+    auth_str_cat(s, "\":\"");
     for (p = (const unsigned char *)value; *p; p++) {
         char esc[8];
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
-            msk_iam_add(s, esc, 2);
+            auth_str_add(s, esc, 2);
         } else if (*p < 0x20) {
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            msk_iam_add(s, esc, 6);
+            auth_str_add(s, esc, 6);
         } else {
-            msk_iam_add(s, (const char *)p, 1);
+            auth_str_add(s, (const char *)p, 1);
         }
     }
-    msk_iam_cat(s, "\"");
+    auth_str_cat(s, "\"");
 }
 
 /* The pre-signature of GET / with Action=kafka-cluster:Connect and the host header signed. */
@@ -126,12 +55,12 @@ msk_iam_presign(const struct sigv4_creds *creds, const char *host, const char *r
         expires = KB_MSK_IAM_EXPIRES;
     }
     if (expires > KB_MSK_IAM_EXPIRES) {
-        msk_iam_err(err, errlen, "msk iam: expiry %u s is above MSK's %d s", expires,
-                    KB_MSK_IAM_EXPIRES);
+        auth_err(err, errlen, "msk iam: expiry %u s is above MSK's %d s", expires,
+                 KB_MSK_IAM_EXPIRES);
         return false;
     }
     if (!host || !*host || !region || !*region) {
-        msk_iam_err(err, errlen, "msk iam: no broker host or region to sign for");
+        auth_err(err, errlen, "msk iam: no broker host or region to sign for");
         return false;
     }
     return sigv4_presign(&req, creds, region, KB_MSK_IAM_SERVICE, now, expires, p, err, errlen);
@@ -143,7 +72,7 @@ msk_iam_payload(const struct sigv4_creds *creds, const char *host, const char *r
                 char *err, size_t errlen)
 {
     struct sigv4_presigned p;
-    struct msk_iam_str s = {0};
+    struct auth_str s = {0};
     bool token = creds && creds->session_token && *creds->session_token;
 
     *payload = NULL;
@@ -152,7 +81,7 @@ msk_iam_payload(const struct sigv4_creds *creds, const char *host, const char *r
         return false;
     }
     /* Sorted keys, as franz-go's json.Marshal of its map writes them. */
-    msk_iam_cat(&s, "{");
+    auth_str_cat(&s, "{");
     msk_iam_json_pair(&s, "action", KB_MSK_IAM_ACTION, true);
     msk_iam_json_pair(&s, "host", host, false);
     msk_iam_json_pair(&s, "user-agent", user_agent ? user_agent : "", false);
@@ -166,11 +95,11 @@ msk_iam_payload(const struct sigv4_creds *creds, const char *host, const char *r
     }
     msk_iam_json_pair(&s, "x-amz-signature", p.signature, false);
     msk_iam_json_pair(&s, "x-amz-signedheaders", p.signed_headers, false);
-    msk_iam_cat(&s, "}");
+    auth_str_cat(&s, "}");
     sigv4_presigned_free(&p);
     if (s.oom) {
-        msk_iam_str_wipe(&s);
-        msk_iam_err(err, errlen, "msk iam: out of memory");
+        auth_str_wipe(&s);
+        auth_err(err, errlen, "msk iam: out of memory");
         return false;
     }
     *payload = s.p;
@@ -183,32 +112,32 @@ msk_iam_token(const struct sigv4_creds *creds, const char *region, const char *u
               time_t now, unsigned expires, char **token, char *err, size_t errlen)
 {
     struct sigv4_presigned p;
-    struct msk_iam_str url = {0};
+    struct auth_str url = {0};
     char host[KB_MSK_IAM_REGION_MAX + 32];
     char *ua = NULL, *out = NULL;
     size_t outlen;
 
     *token = NULL;
     if (!region || !*region || strlen(region) >= KB_MSK_IAM_REGION_MAX) {
-        msk_iam_err(err, errlen, "msk iam: no region (or one too long) to sign for");
+        auth_err(err, errlen, "msk iam: no region (or one too long) to sign for");
         return false;
     }
     snprintf(host, sizeof(host), "kafka.%s.amazonaws.com", region);
     if (!msk_iam_presign(creds, host, region, now, expires, &p, err, errlen)) {
         return false;
     }
-    msk_iam_cat(&url, "https://");
-    msk_iam_cat(&url, host);
-    msk_iam_cat(&url, "/?");
-    msk_iam_cat(&url, p.query);
+    auth_str_cat(&url, "https://");
+    auth_str_cat(&url, host);
+    auth_str_cat(&url, "/?");
+    auth_str_cat(&url, p.query);
     sigv4_presigned_free(&p);
     if (user_agent && *user_agent) {
         ua = sigv4_uri_encode(user_agent, strlen(user_agent), false);
         if (!ua) {
             url.oom = true;
         } else {
-            msk_iam_cat(&url, "&User-Agent=");
-            msk_iam_cat(&url, ua);
+            auth_str_cat(&url, "&User-Agent=");
+            auth_str_cat(&url, ua);
         }
     }
     if (!url.oom) {
@@ -216,20 +145,20 @@ msk_iam_token(const struct sigv4_creds *creds, const char *region, const char *u
         out = malloc(outlen);
     }
     if (!out) {
-        msk_iam_str_wipe(&url);
+        auth_str_wipe(&url);
         free(ua);
-        msk_iam_err(err, errlen, "msk iam: out of memory");
+        auth_err(err, errlen, "msk iam: out of memory");
         return false;
     }
     if (b64_encode((const uint8_t *)url.p, url.len, true, out, outlen) == 0 && url.len > 0) {
         OPENSSL_cleanse(out, outlen);
         free(out);
-        msk_iam_str_wipe(&url);
+        auth_str_wipe(&url);
         free(ua);
-        msk_iam_err(err, errlen, "msk iam: base64url failed");
+        auth_err(err, errlen, "msk iam: base64url failed");
         return false;
     }
-    msk_iam_str_wipe(&url);
+    auth_str_wipe(&url);
     free(ua);
     *token = out;
     return true;
@@ -238,17 +167,17 @@ msk_iam_token(const struct sigv4_creds *creds, const char *region, const char *u
 bool
 msk_iam_oauth_message(const char *token, char **msg, size_t *len)
 {
-    struct msk_iam_str s = {0};
+    struct auth_str s = {0};
 
     *msg = NULL;
     *len = 0;
     /* RFC 7628 section 3.1: gs2-header "n,," then kvsep-separated pairs, ending kvsep kvsep. */
-    msk_iam_cat(&s, "n,,\x01"
-                    "auth=Bearer ");
-    msk_iam_cat(&s, token);
-    msk_iam_cat(&s, "\x01\x01");
+    auth_str_cat(&s, "n,,\x01"
+                     "auth=Bearer ");
+    auth_str_cat(&s, token);
+    auth_str_cat(&s, "\x01\x01");
     if (s.oom) {
-        msk_iam_str_wipe(&s);
+        auth_str_wipe(&s);
         return false;
     }
     *msg = s.p;
@@ -269,17 +198,17 @@ msk_iam_parse_response(const uint8_t *buf, size_t len, char *request_id, size_t 
         request_id[0] = '\0';
     }
     if (rv == JSON_MALFORMED || ri == JSON_MALFORMED) {
-        msk_iam_err(err, errlen, "msk iam: the server message is malformed JSON");
+        auth_err(err, errlen, "msk iam: the server message is malformed JSON");
         return false;
     }
     if (rv == JSON_OK && strcmp(version, KB_MSK_IAM_VERSION) != 0) {
-        msk_iam_err(err, errlen, "msk iam: the server answered version '%.32s', not %s", version,
-                    KB_MSK_IAM_VERSION);
+        auth_err(err, errlen, "msk iam: the server answered version '%.32s', not %s", version,
+                 KB_MSK_IAM_VERSION);
         return false;
     }
     if (rv != JSON_OK || ri != JSON_OK) {
-        msk_iam_err(err, errlen, "msk iam: the server message lacks %s",
-                    rv == JSON_OK ? "request-id" : "version");
+        auth_err(err, errlen, "msk iam: the server message lacks %s",
+                 rv == JSON_OK ? "request-id" : "version");
         return false;
     }
     if (idlen > 0) {

@@ -1,12 +1,10 @@
 /*
  * sigv4.c - AWS Signature Version 4 (see sigv4.h). The four tasks of AWS's "Create a signed AWS
  * API request" are one function each; sigv4_presign() and sigv4_sign_headers() put them
- * together. Strings are built in a small growable buffer that remembers an allocation failure,
- * so a chain of appends is checked once at its end.
+ * together. Strings are built in an auth_str (auth/str.h).
  */
 #include "auth/sigv4.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,83 +15,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-/* A growable NUL-terminated string; after a failed allocation every append is a no-op. */
-struct sigv4_str {
-    char *p;    /* the bytes, NUL-terminated once anything was appended */
-    size_t len; /* bytes used, without the NUL */
-    size_t cap; /* bytes allocated */
-    bool oom;   /* an allocation failed: p is unusable */
-};
-
-static void
-sigv4_str_add(struct sigv4_str *s, const char *data, size_t len)
-{
-    if (s->oom) {
-        return;
-    }
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 128;
-        char *np;
-        while (cap < s->len + len + 1) {
-            cap *= 2;
-        }
-        np = realloc(s->p, cap);
-        if (!np) {
-            s->oom = true;
-            return;
-        }
-        s->p = np;
-        s->cap = cap;
-    }
-    memcpy(s->p + s->len, data, len);
-    s->len += len;
-    s->p[s->len] = '\0';
-}
-
-static void
-sigv4_str_cat(struct sigv4_str *s, const char *cstr)
-{
-    sigv4_str_add(s, cstr, strlen(cstr));
-}
-
-/* Hands over the built string (the caller frees it), or NULL after an allocation failure. */
-static char *
-sigv4_str_take(struct sigv4_str *s)
-{
-    char *p;
-
-    if (s->oom) {
-        free(s->p);
-        s->p = NULL;
-        return NULL;
-    }
-    if (!s->p) {
-        sigv4_str_add(s, "", 0);
-        if (s->oom) {
-            return NULL;
-        }
-    }
-    p = s->p;
-    s->p = NULL;
-    s->len = s->cap = 0;
-    return p;
-}
-
-static void sigv4_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-sigv4_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "auth/str.h"
 
 static void
 sigv4_hex(const uint8_t *in, size_t len, char *out)
@@ -149,7 +71,7 @@ sigv4_sha256_hex(const void *data, size_t len, char hex[KB_SIGV4_HEX_LEN + 1])
 }
 
 static void
-sigv4_encode_into(struct sigv4_str *s, const char *in, size_t len, bool keep_slash)
+sigv4_encode_into(struct auth_str *s, const char *in, size_t len, bool keep_slash)
 {
     static const char digits[] = "0123456789ABCDEF";
     size_t i;
@@ -158,10 +80,10 @@ sigv4_encode_into(struct sigv4_str *s, const char *in, size_t len, bool keep_sla
         unsigned char c = (unsigned char)in[i];
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
-            sigv4_str_add(s, (const char *)&c, 1);
+            auth_str_add(s, (const char *)&c, 1);
         } else {
             char pct[3] = {'%', digits[c >> 4], digits[c & 15]};
-            sigv4_str_add(s, pct, 3);
+            auth_str_add(s, pct, 3);
         }
     }
 }
@@ -169,10 +91,10 @@ sigv4_encode_into(struct sigv4_str *s, const char *in, size_t len, bool keep_sla
 char *
 sigv4_uri_encode(const char *s, size_t len, bool keep_slash)
 {
-    struct sigv4_str out = {0};
+    struct auth_str out = {0};
 
     sigv4_encode_into(&out, s, len, keep_slash);
-    return sigv4_str_take(&out);
+    return auth_str_take(&out);
 }
 
 /* One encoded query pair, for sorting. */
@@ -194,12 +116,12 @@ char *
 sigv4_canonical_query(const struct sigv4_param *query, size_t nquery)
 {
     struct sigv4_pair *pairs = NULL;
-    struct sigv4_str out = {0};
+    struct auth_str out = {0};
     char *result = NULL;
     size_t i, made = 0;
 
     if (nquery == 0) {
-        return sigv4_str_take(&out);
+        return auth_str_take(&out);
     }
     pairs = calloc(nquery, sizeof(*pairs));
     if (!pairs) {
@@ -218,13 +140,13 @@ sigv4_canonical_query(const struct sigv4_param *query, size_t nquery)
     qsort(pairs, nquery, sizeof(*pairs), sigv4_pair_cmp);
     for (i = 0; i < nquery; i++) {
         if (i > 0) {
-            sigv4_str_cat(&out, "&");
+            auth_str_cat(&out, "&");
         }
-        sigv4_str_cat(&out, pairs[i].name);
-        sigv4_str_cat(&out, "=");
-        sigv4_str_cat(&out, pairs[i].value);
+        auth_str_cat(&out, pairs[i].name);
+        auth_str_cat(&out, "=");
+        auth_str_cat(&out, pairs[i].value);
     }
-    result = sigv4_str_take(&out);
+    result = auth_str_take(&out);
 fail:
     for (i = 0; pairs && i < made; i++) {
         free(pairs[i].name);
@@ -256,7 +178,7 @@ sigv4_hdr_cmp(const void *a, const void *b)
 
 /* Appends value with leading and trailing blanks removed and inner runs of blanks folded. */
 static void
-sigv4_add_trimmed(struct sigv4_str *s, const char *value)
+sigv4_add_trimmed(struct auth_str *s, const char *value)
 {
     const char *p = value ? value : "";
     const char *end = p + strlen(p);
@@ -274,10 +196,10 @@ sigv4_add_trimmed(struct sigv4_str *s, const char *value)
             continue;
         }
         if (blank) {
-            sigv4_str_add(s, " ", 1);
+            auth_str_add(s, " ", 1);
             blank = false;
         }
-        sigv4_str_add(s, p, 1);
+        auth_str_add(s, p, 1);
     }
 }
 
@@ -285,7 +207,7 @@ char *
 sigv4_canonical_request(const struct sigv4_request *req, char **signed_headers)
 {
     struct sigv4_hdr *hdrs = NULL;
-    struct sigv4_str out = {0}, sh = {0};
+    struct auth_str out = {0}, sh = {0};
     char *query = NULL, *result = NULL;
     size_t i, k, made = 0;
 
@@ -323,43 +245,43 @@ sigv4_canonical_request(const struct sigv4_request *req, char **signed_headers)
         goto fail;
     }
 
-    sigv4_str_cat(&out, req->method);
-    sigv4_str_cat(&out, "\n");
+    auth_str_cat(&out, req->method);
+    auth_str_cat(&out, "\n");
     sigv4_encode_into(&out, req->path, strlen(req->path), true);
-    sigv4_str_cat(&out, "\n");
-    sigv4_str_cat(&out, query);
-    sigv4_str_cat(&out, "\n");
+    auth_str_cat(&out, "\n");
+    auth_str_cat(&out, query);
+    auth_str_cat(&out, "\n");
     for (i = 0; i < req->nheaders; i++) {
         bool repeat = i > 0 && strcmp(hdrs[i].name, hdrs[i - 1].name) == 0;
         if (repeat) {
-            sigv4_str_cat(&out, ",");
+            auth_str_cat(&out, ",");
         } else {
             if (i > 0) {
-                sigv4_str_cat(&out, "\n");
-                sigv4_str_cat(&sh, ";");
+                auth_str_cat(&out, "\n");
+                auth_str_cat(&sh, ";");
             }
-            sigv4_str_cat(&out, hdrs[i].name);
-            sigv4_str_cat(&out, ":");
-            sigv4_str_cat(&sh, hdrs[i].name);
+            auth_str_cat(&out, hdrs[i].name);
+            auth_str_cat(&out, ":");
+            auth_str_cat(&sh, hdrs[i].name);
         }
         sigv4_add_trimmed(&out, hdrs[i].value);
     }
     if (req->nheaders > 0) {
-        sigv4_str_cat(&out, "\n");
+        auth_str_cat(&out, "\n");
     }
-    sigv4_str_cat(&out, "\n");
-    sigv4_str_add(&sh, "", 0);
+    auth_str_cat(&out, "\n");
+    auth_str_add(&sh, "", 0);
     if (sh.p) {
-        sigv4_str_cat(&out, sh.p);
+        auth_str_cat(&out, sh.p);
     }
-    sigv4_str_cat(&out, "\n");
-    sigv4_str_cat(&out, req->payload_hash ? req->payload_hash : KB_SIGV4_EMPTY_SHA256);
+    auth_str_cat(&out, "\n");
+    auth_str_cat(&out, req->payload_hash ? req->payload_hash : KB_SIGV4_EMPTY_SHA256);
     if (out.oom || sh.oom) {
         goto fail;
     }
-    result = sigv4_str_take(&out);
+    result = auth_str_take(&out);
     if (result && signed_headers) {
-        *signed_headers = sigv4_str_take(&sh);
+        *signed_headers = auth_str_take(&sh);
         if (!*signed_headers) {
             free(result);
             result = NULL;
@@ -379,42 +301,42 @@ fail:
 char *
 sigv4_scope(const char *date, const char *region, const char *service)
 {
-    struct sigv4_str s = {0};
+    struct auth_str s = {0};
 
-    sigv4_str_cat(&s, date);
-    sigv4_str_cat(&s, "/");
-    sigv4_str_cat(&s, region);
-    sigv4_str_cat(&s, "/");
-    sigv4_str_cat(&s, service);
-    sigv4_str_cat(&s, "/aws4_request");
-    return sigv4_str_take(&s);
+    auth_str_cat(&s, date);
+    auth_str_cat(&s, "/");
+    auth_str_cat(&s, region);
+    auth_str_cat(&s, "/");
+    auth_str_cat(&s, service);
+    auth_str_cat(&s, "/aws4_request");
+    return auth_str_take(&s);
 }
 
 char *
 sigv4_string_to_sign(const char *amz_date, const char *scope, const char *canonical_request)
 {
-    struct sigv4_str s = {0};
+    struct auth_str s = {0};
     char hash[KB_SIGV4_HEX_LEN + 1];
 
     sigv4_sha256_hex(canonical_request, strlen(canonical_request), hash);
-    sigv4_str_cat(&s, KB_SIGV4_ALGORITHM "\n");
-    sigv4_str_cat(&s, amz_date);
-    sigv4_str_cat(&s, "\n");
-    sigv4_str_cat(&s, scope);
-    sigv4_str_cat(&s, "\n");
-    sigv4_str_cat(&s, hash);
-    return sigv4_str_take(&s);
+    auth_str_cat(&s, KB_SIGV4_ALGORITHM "\n");
+    auth_str_cat(&s, amz_date);
+    auth_str_cat(&s, "\n");
+    auth_str_cat(&s, scope);
+    auth_str_cat(&s, "\n");
+    auth_str_cat(&s, hash);
+    return auth_str_take(&s);
 }
 
 void
 sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
                   uint8_t key[32])
 {
-    struct sigv4_str k0 = {0};
+    struct auth_str k0 = {0};
     uint8_t k[32];
 
-    sigv4_str_cat(&k0, "AWS4");
-    sigv4_str_cat(&k0, secret);
+    auth_str_cat(&k0, "AWS4");
+    auth_str_cat(&k0, secret);
     if (k0.oom) {
         /* Out of memory for a few dozen bytes: a zero key makes a signature MSK will refuse. */
         memset(key, 0, 32);
@@ -479,16 +401,16 @@ sigv4_check_inputs(const struct sigv4_request *req, const struct sigv4_creds *cr
         }
     }
     if (i == req->nheaders) {
-        sigv4_err(err, errlen, "sigv4: the request has no host header to sign");
+        auth_err(err, errlen, "sigv4: the request has no host header to sign");
         return false;
     }
     if (!creds || !creds->access_key_id || !*creds->access_key_id || !creds->secret ||
         !*creds->secret) {
-        sigv4_err(err, errlen, "sigv4: no access key id or secret access key");
+        auth_err(err, errlen, "sigv4: no access key id or secret access key");
         return false;
     }
     if (!region || !*region || !service || !*service) {
-        sigv4_err(err, errlen, "sigv4: no region or service to sign for");
+        auth_err(err, errlen, "sigv4: no region or service to sign for");
         return false;
     }
     return true;
@@ -501,7 +423,7 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
 {
     struct sigv4_param *q = NULL;
     struct sigv4_request signed_req;
-    struct sigv4_str qs = {0};
+    struct auth_str qs = {0};
     char date[KB_SIGV4_DATE_LEN + 1], expbuf[16];
     char *scope = NULL, *canonical = NULL, *tmp = NULL;
     const char *why = "out of memory"; /* what a jump to fail: reports */
@@ -513,11 +435,11 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
         return false;
     }
     if (expires < 1 || expires > KB_SIGV4_MAX_EXPIRES) {
-        sigv4_err(err, errlen, "sigv4: expiry %u s outside 1..%d", expires, KB_SIGV4_MAX_EXPIRES);
+        auth_err(err, errlen, "sigv4: expiry %u s outside 1..%d", expires, KB_SIGV4_MAX_EXPIRES);
         return false;
     }
     if (!sigv4_format_date(now, out->amz_date, date)) {
-        sigv4_err(err, errlen, "sigv4: time %lld cannot be formatted", (long long)now);
+        auth_err(err, errlen, "sigv4: time %lld cannot be formatted", (long long)now);
         return false;
     }
     snprintf(expbuf, sizeof(expbuf), "%u", expires);
@@ -528,7 +450,7 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
     }
     for (i = 0; i < req->nquery; i++) {
         if (strncmp(req->query[i].name, "X-Amz-", 6) == 0) {
-            sigv4_err(err, errlen, "sigv4: the query already holds %s", req->query[i].name);
+            auth_err(err, errlen, "sigv4: the query already holds %s", req->query[i].name);
             why = NULL;
             goto fail;
         }
@@ -547,11 +469,11 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
         }
     }
     {
-        struct sigv4_str cred = {0};
-        sigv4_str_cat(&cred, creds->access_key_id);
-        sigv4_str_cat(&cred, "/");
-        sigv4_str_cat(&cred, scope);
-        out->credential = sigv4_str_take(&cred);
+        struct auth_str cred = {0};
+        auth_str_cat(&cred, creds->access_key_id);
+        auth_str_cat(&cred, "/");
+        auth_str_cat(&cred, scope);
+        out->credential = auth_str_take(&cred);
     }
     out->expires = strdup(expbuf);
     if (!out->credential || !out->expires) {
@@ -580,10 +502,10 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
     if (!tmp) {
         goto fail;
     }
-    sigv4_str_cat(&qs, tmp);
-    sigv4_str_cat(&qs, "&X-Amz-Signature=");
-    sigv4_str_cat(&qs, out->signature);
-    out->query = sigv4_str_take(&qs);
+    auth_str_cat(&qs, tmp);
+    auth_str_cat(&qs, "&X-Amz-Signature=");
+    auth_str_cat(&qs, out->signature);
+    out->query = auth_str_take(&qs);
     if (!out->query) {
         goto fail;
     }
@@ -594,7 +516,7 @@ sigv4_presign(const struct sigv4_request *req, const struct sigv4_creds *creds, 
     return true;
 fail:
     if (why) {
-        sigv4_err(err, errlen, "sigv4: %s", why);
+        auth_err(err, errlen, "sigv4: %s", why);
     }
     sigv4_free_wiped(tmp);
     sigv4_free_wiped(canonical);
@@ -630,7 +552,7 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
 {
     struct sigv4_param *h = NULL;
     struct sigv4_request signed_req;
-    struct sigv4_str auth = {0};
+    struct auth_str auth = {0};
     char date[KB_SIGV4_DATE_LEN + 1], sig[KB_SIGV4_HEX_LEN + 1];
     char *scope = NULL, *canonical = NULL, *signed_headers = NULL;
     const char *why = "out of memory"; /* what a jump to fail: reports */
@@ -642,7 +564,7 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
         return false;
     }
     if (!sigv4_format_date(now, amz_date, date)) {
-        sigv4_err(err, errlen, "sigv4: time %lld cannot be formatted", (long long)now);
+        auth_err(err, errlen, "sigv4: time %lld cannot be formatted", (long long)now);
         return false;
     }
     h = calloc(req->nheaders + 2, sizeof(*h));
@@ -654,7 +576,7 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
         const char *name = req->headers[i].name;
         if (strcasecmp(name, "x-amz-date") == 0 || strcasecmp(name, "x-amz-security-token") == 0 ||
             strcasecmp(name, "authorization") == 0) {
-            sigv4_err(err, errlen, "sigv4: the headers already hold %s", name);
+            auth_err(err, errlen, "sigv4: the headers already hold %s", name);
             why = NULL;
             goto fail;
         }
@@ -674,15 +596,15 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
     if (!sigv4_sign_canonical(creds, region, service, amz_date, date, scope, canonical, sig)) {
         goto fail;
     }
-    sigv4_str_cat(&auth, KB_SIGV4_ALGORITHM " Credential=");
-    sigv4_str_cat(&auth, creds->access_key_id);
-    sigv4_str_cat(&auth, "/");
-    sigv4_str_cat(&auth, scope);
-    sigv4_str_cat(&auth, ", SignedHeaders=");
-    sigv4_str_cat(&auth, signed_headers);
-    sigv4_str_cat(&auth, ", Signature=");
-    sigv4_str_cat(&auth, sig);
-    *authorization = sigv4_str_take(&auth);
+    auth_str_cat(&auth, KB_SIGV4_ALGORITHM " Credential=");
+    auth_str_cat(&auth, creds->access_key_id);
+    auth_str_cat(&auth, "/");
+    auth_str_cat(&auth, scope);
+    auth_str_cat(&auth, ", SignedHeaders=");
+    auth_str_cat(&auth, signed_headers);
+    auth_str_cat(&auth, ", Signature=");
+    auth_str_cat(&auth, sig);
+    *authorization = auth_str_take(&auth);
     if (!*authorization) {
         goto fail;
     }
@@ -693,7 +615,7 @@ sigv4_sign_headers(const struct sigv4_request *req, const struct sigv4_creds *cr
     return true;
 fail:
     if (why) {
-        sigv4_err(err, errlen, "sigv4: %s", why);
+        auth_err(err, errlen, "sigv4: %s", why);
     }
     free(signed_headers);
     sigv4_free_wiped(canonical);
