@@ -453,3 +453,29 @@ def kcat_metadata(bootstrap, timeout_s=10, extra=()):
         except ValueError:
             md = None
     return r, md
+
+
+# --- confluent-kafka -----------------------------------------------------------------------------
+
+def produce_steadily(bootstrap, topic, seconds, prefix=b"m"):
+    """confluent-kafka, acks=all, one small record every ~10 ms for `seconds`; asserts every
+    record was acknowledged exactly once. Returns how many were sent."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                         "message.timeout.ms": 20000})
+    failures, acked = [], []
+
+    def done(err, msg):
+        (failures if err else acked).append(err or msg.value())
+
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        producer.produce(topic, value=prefix + b"%06d" % sent, on_delivery=done)
+        sent += 1
+        producer.poll(0.01)
+    assert producer.flush(30) == 0
+    assert not failures, failures[:3]
+    assert len(acked) == sent and len(set(acked)) == sent
+    return sent

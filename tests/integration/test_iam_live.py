@@ -17,7 +17,8 @@ import uuid
 
 import pytest
 
-from conftest import BUILD, HERE, KCAT, cluster_ini, error_lines, free_port, run
+from conftest import (BUILD, HERE, KCAT, cluster_ini, error_lines, free_port,
+                      produce_steadily, run)
 from mock_aws import MockGCE, MockSTS, make_jwt
 
 REGION = "eu-west-1"
@@ -205,27 +206,10 @@ def test_refresh_under_steady_produce(iam_bridge, tmp_path, sts):
     ahead of expiry, MSK-like sessions end with the credentials and kbridge re-authenticates
     with the fresh key (same principal: the session name is stable). Nothing lost, no refusal,
     no connection closed for an expired session."""
-    from confluent_kafka import Producer
-
     sts.lifetime = 20
     env = clean_env(tmp_path, **web_identity(tmp_path, sts))
     mock, kb, bootstrap, admin = iam_bridge("AWS_MSK_IAM", env)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
-                         "message.timeout.ms": 20000})
-    failures, acked = [], []
-
-    def done(err, msg):
-        (failures if err else acked).append(err or msg.value())
-
-    sent = 0
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        producer.produce("orders", value=b"r%06d" % sent, on_delivery=done)
-        sent += 1
-        producer.poll(0.01)
-    assert producer.flush(30) == 0
-    assert not failures, failures[:3]
-    assert len(acked) == sent and len(set(acked)) == sent
+    produce_steadily(bootstrap, "orders", 60, b"r")
     s = mock.stats()
     assert s["iam_keys_seen"] >= 3, s  # the first key and at least two refreshed ones
     assert s["iam_failures"] == 0 and s["sasl_failures"] == 0, s

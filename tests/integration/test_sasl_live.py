@@ -17,7 +17,8 @@ import uuid
 
 import pytest
 
-from conftest import HERE, KCAT, SASL_USERS, cluster_ini, error_lines, free_port, run
+from conftest import (HERE, KCAT, SASL_USERS, cluster_ini, error_lines, free_port,
+                      produce_steadily, run)
 
 KAFKAJS_DIR = HERE / "kafkajs"
 MECHS = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
@@ -181,25 +182,8 @@ def test_wrong_password_is_named_backs_off_and_fails_readiness(sasl_bridge):
 def test_reauthentication_under_steady_produce(sasl_bridge):
     """KIP-368: 4-second sessions, 30 s of steady acks=all produce on the same connections:
     nothing lost, the broker closes no connection for an expired session, re-auths happened."""
-    from confluent_kafka import Producer
-
     mock, kb, bootstrap, admin = sasl_bridge("SCRAM-SHA-512", admin=True, sasl_session_ms=4000)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
-                         "message.timeout.ms": 20000})
-    failures, acked = [], []
-
-    def done(err, msg):
-        (failures if err else acked).append(err or msg.value())
-
-    sent = 0
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        producer.produce("orders", value=b"m%06d" % sent, on_delivery=done)
-        sent += 1
-        producer.poll(0.01)
-    assert producer.flush(30) == 0
-    assert not failures, failures[:3]
-    assert len(acked) == sent and len(set(acked)) == sent
+    produce_steadily(bootstrap, "orders", 30, b"m")
     s = mock.stats()
     assert s["sasl_reauths"] >= 6, s  # >= 2 connections x 30 s / ~3.6 s, at the least
     assert s["sasl_expired_closes"] == 0, s
