@@ -479,3 +479,26 @@ def produce_steadily(bootstrap, topic, seconds, prefix=b"m"):
     assert not failures, failures[:3]
     assert len(acked) == sent and len(set(acked)) == sent
     return sent
+
+
+# --- kafka-python --------------------------------------------------------------------------------
+
+def kafka_python_roundtrip(common, topic, partition, count=50):
+    """kafka-python with the given client settings: produce `count` records to one partition,
+    wait for each, then read the partition from the beginning and expect exactly those."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    producer = KafkaProducer(**common)
+    try:
+        for f in [producer.send(topic, b"kp-%d" % i, partition=partition) for i in range(count)]:
+            f.get(timeout=10)
+    finally:
+        producer.close(timeout=5)
+    consumer = KafkaConsumer(**common, consumer_timeout_ms=5000)
+    try:
+        consumer.assign([TopicPartition(topic, partition)])
+        consumer.seek_to_beginning()
+        got = [m.value for m in consumer]
+    finally:
+        consumer.close()
+    assert got == [b"kp-%d" % i for i in range(count)]

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import sasl_wire as sw
-from conftest import HERE, KCAT, SASL_USERS, run
+from conftest import HERE, KCAT, SASL_USERS, kafka_python_roundtrip, run
 
 ALICE = ("alice", SASL_USERS["alice"])
 KAFKAJS_DIR = HERE / "kafkajs"
@@ -366,27 +366,12 @@ def test_confluent_kafka_scram_sha_256(kbmock, certs):
 
 
 def test_kafka_python_scram_uses_handshake_v0_raw_tokens(kbmock, certs):
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
     mock = sasl_mock(kbmock)
     common = dict(bootstrap_servers=mock.bootstrap, security_protocol="SASL_SSL",
                   ssl_cafile=str(certs / "ca.pem"), sasl_mechanism="SCRAM-SHA-512",
                   sasl_plain_username=ALICE[0], sasl_plain_password=ALICE[1],
                   request_timeout_ms=10000, api_version_auto_timeout_ms=5000)
-    producer = KafkaProducer(**common)
-    try:
-        for f in [producer.send("orders", b"kp-%d" % i, partition=0) for i in range(50)]:
-            f.get(timeout=10)
-    finally:
-        producer.close(timeout=5)
-    consumer = KafkaConsumer(**common, consumer_timeout_ms=5000)
-    try:
-        consumer.assign([TopicPartition("orders", 0)])
-        consumer.seek_to_beginning()
-        got = [m.value for m in consumer]
-    finally:
-        consumer.close()
-    assert got == [b"kp-%d" % i for i in range(50)]
+    kafka_python_roundtrip(common, "orders", 0)
     s = mock.stats()
     assert s["sasl_v0_auths"] >= 2 and s["sasl_v0_auths"] == s["sasl_auths"], s
     assert s["sasl_failures"] == 0, s

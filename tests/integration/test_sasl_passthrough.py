@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import sasl_wire as sw
-from conftest import HERE, KCAT, SASL_USERS, cluster_ini, run
+from conftest import HERE, KCAT, SASL_USERS, cluster_ini, kafka_python_roundtrip, run
 
 ALICE = ("alice", SASL_USERS["alice"])
 KAFKAJS_DIR = HERE / "kafkajs"
@@ -76,27 +76,12 @@ def test_wire_scram_v0_raw_tokens_through_kbridge(passthrough):
 
 def test_kafka_python_scram_v0_through_kbridge(passthrough):
     """kafka-python 2.0.2 always authenticates with SaslHandshake v0 and raw tokens."""
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
     mock, bootstrap = passthrough()
     common = dict(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
                   sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=ALICE[0],
                   sasl_plain_password=ALICE[1], request_timeout_ms=10000,
                   api_version_auto_timeout_ms=5000)
-    producer = KafkaProducer(**common)
-    try:
-        for f in [producer.send("orders", b"kp-%d" % i, partition=1) for i in range(50)]:
-            f.get(timeout=10)
-    finally:
-        producer.close(timeout=5)
-    consumer = KafkaConsumer(**common, consumer_timeout_ms=5000)
-    try:
-        consumer.assign([TopicPartition("orders", 1)])
-        consumer.seek_to_beginning()
-        got = [m.value for m in consumer]
-    finally:
-        consumer.close()
-    assert got == [b"kp-%d" % i for i in range(50)]
+    kafka_python_roundtrip(common, "orders", 1)
     s = mock.stats()
     assert s["sasl_v0_auths"] >= 2 and s["sasl_failures"] == 0, s
 
