@@ -12,6 +12,7 @@ import faulthandler
 import json
 import os
 import queue
+import shutil
 import random
 import re
 import signal
@@ -502,3 +503,24 @@ def kafka_python_roundtrip(common, topic, partition, count=50):
     finally:
         consumer.close()
     assert got == [b"kp-%d" % i for i in range(count)]
+
+
+# --- node (the genuine MSK IAM signers from npm) ------------------------------------------------
+
+IAM_DIR = HERE / "iam"
+
+
+@pytest.fixture(scope="session")
+def node():
+    """The node binary, with tests/integration/iam's npm packages installed."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    npm = shutil.which("npm")
+    if not node or not npm:
+        msg = "node/npm not found: the genuine MSK IAM signers cannot run (install nodejs npm)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    if not (IAM_DIR / "node_modules" / "aws-msk-iam-sasl-signer-js").is_dir():
+        r = run([npm, "ci", "--no-audit", "--no-fund"], cwd=IAM_DIR, timeout=240)
+        assert r.returncode == 0, f"npm ci in {IAM_DIR} failed:\n{r.stderr[-3000:]}"
+    return node

@@ -9,7 +9,6 @@ kbmock directly, so the test cluster is known to answer real clients as MSK does
 """
 import os
 import re
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -284,21 +283,6 @@ def test_wrong_role_is_named(iam_bridge, tmp_path, sts):
 
 
 # --- the genuine npm signers against kbmock directly ----------------------------------------------
-
-@pytest.fixture(scope="module")
-def node():
-    node = shutil.which("node") or shutil.which("nodejs")
-    npm = shutil.which("npm")
-    if not node or not npm:
-        msg = "node/npm not found: the genuine MSK IAM signers cannot run (install nodejs npm)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    if not (IAM_DIR / "node_modules" / "aws-msk-iam-sasl-signer-js").is_dir():
-        r = run([npm, "ci", "--no-audit", "--no-fund"], cwd=IAM_DIR, timeout=240)
-        assert r.returncode == 0, f"npm ci in {IAM_DIR} failed:\n{r.stderr[-3000:]}"
-    return node
-
 
 @pytest.fixture
 def iam_mock(kbmock, tmp_path):

@@ -12,7 +12,6 @@ small SASL broker here that verifies with the same build/iamverify.
 import base64
 import json
 import os
-import shutil
 import socket
 import struct
 import threading
@@ -39,21 +38,6 @@ CREDS = {
                   "AWS_SESSION_TOKEN": TOKEN},
     "long-term": {"AWS_ACCESS_KEY_ID": "AKIAKBTESTLONGTERM01", "AWS_SECRET_ACCESS_KEY": SECRET},
 }
-
-
-@pytest.fixture(scope="module")
-def node():
-    node = shutil.which("node") or shutil.which("nodejs")
-    npm = shutil.which("npm")
-    if not node or not npm:
-        msg = "node/npm not found: the genuine MSK IAM signers cannot run (install nodejs npm)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    if not (IAM_DIR / "node_modules" / "aws-msk-iam-sasl-signer-js").is_dir():
-        r = run([npm, "ci", "--no-audit", "--no-fund"], cwd=IAM_DIR, timeout=240)
-        assert r.returncode == 0, f"npm ci in {IAM_DIR} failed:\n{r.stderr[-3000:]}"
-    return node
 
 
 @pytest.fixture(scope="module")
