@@ -24,21 +24,22 @@
 #define AWS_SKEW_MAX 300           /* SigV4 refuses requests dated more than 5 min off */
 
 struct aws_provider {
-    pthread_mutex_t lock;         /* guards everything below but settings */
-    pthread_cond_t cond;          /* wakes the thread (stop, refresh_now) and first-fetch waiters */
-    pthread_t thread;             /* the fetcher */
-    struct aws_settings settings; /* resolved at creation; read-only afterwards */
-    struct aws_creds creds;       /* the current credentials when has_creds */
-    bool has_creds;               /* creds holds something (maybe expired) */
-    bool expired_logged;          /* "expired" was logged for the current creds */
-    bool failing;                 /* the last fetch failed */
-    bool fetched_once;            /* a fetch has finished */
-    bool stop;                    /* aws_provider_free asked the thread to end */
+    pthread_mutex_t lock; /* guards everything below but settings */
+    pthread_cond_t cond;  /* wakes the thread (stop, refresh_stale) and first-fetch waiters */
+    pthread_t thread;     /* the fetcher */
+    struct aws_settings settings;  /* resolved at creation; read-only afterwards */
+    struct aws_creds creds;        /* the current credentials when has_creds */
+    bool has_creds;                /* creds holds something (maybe expired) */
+    bool expired_logged;           /* "expired" was logged for the current creds */
+    bool failing;                  /* the last fetch failed */
+    bool fetched_once;             /* a fetch has finished */
+    bool stop;                     /* aws_provider_free asked the thread to end */
     struct aws_released *released; /* set by aws_provider_release, with detached */
     bool detached;                 /* the last reference went (aws_provider_release): the
                                       thread frees the provider when it ends */
     atomic_int refs;               /* aws_provider_ref / aws_provider_release */
-    bool force;                    /* aws_provider_refresh_now asked for a fetch */
+    bool force;                    /* aws_provider_refresh_stale asked for a fetch */
+    bool fetching;                 /* a fetch is running (the lock is not held meanwhile) */
     bool skew_logged;              /* the current clock skew was logged */
     uint64_t ok;                   /* fetches that gave credentials */
     uint64_t failed;               /* fetches that failed */
@@ -245,10 +246,12 @@ aws_provider_main(void *arg)
         }
         if (p->force || now >= p->refresh_at) {
             p->force = false;
+            p->fetching = true;
             pthread_mutex_unlock(&p->lock);
             ok = aws_creds_fetch(&p->settings, &fresh, &date, err, sizeof(err));
             now = time(NULL);
             pthread_mutex_lock(&p->lock);
+            p->fetching = false;
             aws_provider_check_skew(p, date, now);
             aws_provider_settle(p, ok, &fresh, err, now);
             aws_creds_clear(&fresh);
@@ -475,13 +478,19 @@ aws_provider_wait_first(struct aws_provider *p, int timeout_ms)
     return done;
 }
 
-void
-aws_provider_refresh_now(struct aws_provider *p)
+bool
+aws_provider_refresh_stale(struct aws_provider *p, const char *key_id)
 {
+    bool ask;
+
     pthread_mutex_lock(&p->lock);
-    p->force = true;
-    pthread_cond_broadcast(&p->cond);
+    ask = p->has_creds && !p->force && !p->fetching && strcmp(p->creds.access_key_id, key_id) == 0;
+    if (ask) {
+        p->force = true;
+        pthread_cond_broadcast(&p->cond);
+    }
     pthread_mutex_unlock(&p->lock);
+    return ask;
 }
 
 bool

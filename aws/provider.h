@@ -90,10 +90,12 @@ void aws_provider_stats(struct aws_provider *p, struct aws_provider_stats *out);
 bool aws_provider_wait_first(struct aws_provider *p, int timeout_ms);
 
 /*
- * Asks for a refresh now (e.g. MSK refused the signature as expired); single-flight: a fetch
- * already running is not doubled. Returns at once.
+ * Asks for a refresh now because a broker refused key_id as expired, if key_id is still the
+ * current access key (once a fetch has replaced it, later refusals of it change nothing).
+ * Single-flight: a fetch already running is not doubled. Returns at once; true when a fetch
+ * was asked for.
  */
-void aws_provider_refresh_now(struct aws_provider *p);
+bool aws_provider_refresh_stale(struct aws_provider *p, const char *key_id);
 
 /* What `kbridge check` reports about a cluster's credentials; no secret in it. */
 struct aws_provider_whoami {

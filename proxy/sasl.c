@@ -20,6 +20,7 @@
 #include "conf/conf.h"
 #include "conf/secret.h"
 #include "kp_frame.h"
+#include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/sasl_fsm.h"
 #include "proxy/version.h"
@@ -27,15 +28,18 @@
 #define SASL_WHY_MAX 768
 
 struct sasl {
-    struct bufferevent *bev; /* the connection (not owned) */
-    struct sasl_fsm *fsm;    /* the exchange */
-    struct event *timer;     /* the whole exchange's deadline */
-    char host[KB_HOST_MAX];  /* broker, for messages */
-    const char *mech;        /* mechanism name, for messages */
-    int timeout_ms;          /* for the timeout message */
-    size_t max_frame;        /* largest answer accepted */
-    sasl_done_fn done;       /* completion callback */
-    void *arg;               /* its argument */
+    struct bufferevent *bev;  /* the connection (not owned) */
+    struct sasl_fsm *fsm;     /* the exchange */
+    struct event *timer;      /* the whole exchange's deadline */
+    char host[KB_HOST_MAX];   /* broker, for messages */
+    const char *mech;         /* mechanism name, for messages */
+    int timeout_ms;           /* for the timeout message */
+    size_t max_frame;         /* largest answer accepted */
+    sasl_done_fn done;        /* completion callback */
+    void *arg;                /* its argument */
+    const char *cluster;      /* IAM: the section name (the settings own it), for the log */
+    struct aws_provider *aws; /* IAM: the credentials' provider (the settings own it), or NULL */
+    char aws_key[AWS_KEY_ID_MAX]; /* IAM: the access key id this exchange signed with */
 };
 
 static void
@@ -97,6 +101,24 @@ sasl_writer_wipe(struct kp_writer *w)
     kp_writer_free(w);
 }
 
+/*
+ * MSK refused the signature because the credentials expired (revoked early, or the source's
+ * expiry was wrong): ask the provider for new ones now rather than at its scheduled refresh.
+ * It fetches only if the refused key is still its current one, so a burst of refusals costs one
+ * STS call; the cluster's authentication back-off paces the retries.
+ */
+static void
+sasl_aws_refused(struct sasl *s, const char *why)
+{
+    if (s->aws && strcasestr(why, "expired") &&
+        (strcasestr(why, "token") || strcasestr(why, "credential"))) {
+        if (aws_provider_refresh_stale(s->aws, s->aws_key)) {
+            cllog(KB_LOG_WARN, s->cluster,
+                  "broker %s says the AWS credentials expired: fetching new ones now", s->host);
+        }
+    }
+}
+
 /* Feeds every whole answer in the input buffer; false once the driver is gone. */
 static bool
 sasl_process(struct sasl *s)
@@ -142,6 +164,7 @@ sasl_process(struct sasl *s)
         if (r == SASL_FSM_FAIL) {
             /* name the broker: the FSM's sentence does not know it */
             char full[SASL_WHY_MAX + KB_HOST_MAX + 16];
+            sasl_aws_refused(s, why);
             snprintf(full, sizeof(full), "%s [broker %s]", why, s->host);
             sasl_finish(s, false, full);
             return false;
@@ -281,6 +304,11 @@ sasl_start(struct bufferevent *bev, const struct kb_cluster_conf *cc, const char
     s->max_frame = max_frame;
     s->done = done;
     s->arg = arg;
+    if (aws) {
+        s->aws = cc->aws_provider;
+        s->cluster = cc->name;
+        snprintf(s->aws_key, sizeof(s->aws_key), "%s", aws->access_key_id);
+    }
     sasl_fsm_creds(&creds, cc, host, aws);
     kp_writer_init(&out);
     if (!(s->fsm = sasl_fsm_new(mech, &creds, "kbridge", auth_version, why, whylen)) ||

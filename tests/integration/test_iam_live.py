@@ -245,6 +245,40 @@ def test_reauthentication_with_short_sessions(iam_bridge, tmp_path):
     assert_no_secret(kb, admin, [STATIC_SECRET, STATIC_TOKEN])
 
 
+def test_credentials_the_broker_calls_expired_are_replaced_at_once(iam_bridge, tmp_path, sts):
+    """STS says the credentials live an hour; the broker stops accepting them after a few
+    seconds (revoked, or a source whose expiry was wrong). kbridge must not wait ~55 minutes for
+    its scheduled refresh: the broker's "token ... expired" refusal makes it fetch new
+    credentials at once (one STS call for the burst), and traffic resumes with the new key."""
+    env = clean_env(tmp_path, **web_identity(tmp_path, sts))
+    mock, kb, bootstrap, admin = iam_bridge("AWS_MSK_IAM", env)
+    kcat_produce(bootstrap, ["before-revocation"])
+    assert sts.calls.get("AssumeRoleWithWebIdentity") == 1, sts.calls
+    # The broker side now holds the issued key as expired (kbmock rereads the file per exchange).
+    lines = sts.creds_file.read_text().splitlines()
+    revoked = []
+    for i, line in enumerate(lines):
+        f = line.split(" ")
+        if f[0].startswith("ASIA") and f[0] != STATIC_KEY:
+            f[3] = str(int(time.time()) - 1)
+            lines[i] = " ".join(f)
+            revoked.append(f[0])
+    assert len(revoked) == 1, lines
+    sts.creds_file.write_text("\n".join(lines) + "\n")
+    # kcat opens new connections, so kbridge authenticates anew: refused, refreshed, accepted.
+    deadline = time.monotonic() + 40
+    while True:
+        r = run([KCAT, "-P", "-b", bootstrap, "-t", "orders", "-m", "5"],
+                input="after-revocation\n", timeout=30)
+        if r.returncode == 0 and mock.stats()["iam_keys_seen"] >= 2:
+            break
+        assert time.monotonic() < deadline, (r.stderr, mock.stats(), kb.log_text()[-4000:])
+        time.sleep(1)
+    assert sts.calls.get("AssumeRoleWithWebIdentity") == 2, sts.calls
+    kb.wait_log(r"says the AWS credentials expired: fetching new ones now")
+    assert_no_secret(kb, admin, sts.secrets)
+
+
 def test_sts_down_at_start_then_back(iam_bridge, tmp_path, sts):
     sts.down = True
     env = clean_env(tmp_path, **web_identity(tmp_path, sts))
