@@ -24,6 +24,7 @@
 #include "check/check_produce.h"
 #include "check/check_report.h"
 #include "check/check_tls.h"
+#include "proxy/log.h"
 #include "tls/tlsconn.h"
 #include "tls/tlsctx.h"
 #include "tls/tlserr.h"
@@ -330,6 +331,9 @@ check_main(int argc, char **argv)
     }
     /* A peer that hangs up mid-write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    /* The report names every finding itself; the daemon's INFO and WARN lines (the credentials
+     * provider's, say) would only interleave with it on a terminal. Errors still print. */
+    log_init(KB_LOG_ERROR, KB_LOG_TEXT);
     check_report_init(&rep, stdout, o.json, o.topic != NULL);
     conf = o.n_flags > 0 ? conf_load_flags(o.n_flags, o.flags, rep.error, sizeof(rep.error))
                          : conf_load(o.path, rep.error, sizeof(rep.error));

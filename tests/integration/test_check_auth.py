@@ -4,6 +4,7 @@ and the AWS credentials step against mock_aws.py's STS. Every finding is asserte
 (one test reads the human lines); no password, secret key or session token may appear anywhere
 in the output."""
 import os
+import re
 
 import pytest
 
@@ -195,6 +196,8 @@ def test_aws_env_credentials_whoami(build_dir, tmp_path, kbmock, ports, certs, s
     assert sts.verified == 1, "GetCallerIdentity was not signed right"
     assert only_target(doc)["ok"], "the brokers are still checked"
     no_secret(r, secret, token)
+    # The report is the whole story: no daemon log line (the credentials provider's) in it.
+    assert not re.search(r"^\d{4}-\d\d-\d\dT\S+ (INFO|WARN|DEBUG) ", r.stderr, re.M), r.stderr
 
 
 def test_aws_access_denied_role(build_dir, tmp_path, kbmock, ports, certs, sts):
