@@ -14,6 +14,8 @@
 
 #include <openssl/crypto.h>
 
+#include "auth/json.h"
+#include "aws/container.h"
 #include "aws/gcp.h"
 #include "aws/imds.h"
 #include "aws/profile.h"
@@ -121,6 +123,8 @@ aws_settings_free(struct aws_settings *s)
     free(s->metadata_host);
     free(s->audience);
     free(s->imds_endpoint);
+    free(s->container_relative);
+    free(s->container_full);
     memset(s, 0, sizeof(*s));
 }
 
@@ -140,7 +144,9 @@ aws_settings_equal(const struct aws_settings *a, const struct aws_settings *b)
            aws_str_eq(a->session_name, b->session_name) && aws_str_eq(a->profile, b->profile) &&
            aws_str_eq(a->sts_endpoint, b->sts_endpoint) && aws_str_eq(a->ca_file, b->ca_file) &&
            aws_str_eq(a->metadata_host, b->metadata_host) && aws_str_eq(a->audience, b->audience) &&
-           aws_str_eq(a->imds_endpoint, b->imds_endpoint);
+           aws_str_eq(a->imds_endpoint, b->imds_endpoint) &&
+           aws_str_eq(a->container_relative, b->container_relative) &&
+           aws_str_eq(a->container_full, b->container_full);
 }
 
 bool
@@ -180,6 +186,8 @@ aws_settings_init(struct aws_settings *s, const struct kb_cluster_conf *cc, char
     s->audience = aws_pick(cc->gcp_audience, NULL, AWS_GCP_DEFAULT_AUDIENCE);
     s->imds_endpoint =
         aws_pick(getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"), NULL, AWS_IMDS_DEFAULT_ENDPOINT);
+    s->container_relative = aws_pick(getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"), NULL, NULL);
+    s->container_full = aws_pick(getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"), NULL, NULL);
     if (!s->cluster || !s->region || !s->session_name || !s->profile || !s->sts_endpoint ||
         !s->metadata_host || !s->audience || !s->imds_endpoint) {
         aws_settings_free(s);
@@ -241,17 +249,15 @@ aws_source_env(struct aws_creds *out, char *why, size_t whylen)
     return AWS_SOURCE_OK;
 }
 
-/* Reads the web identity token file (re-read on every fetch: EKS rotates it). */
-static char *
-aws_read_token(const char *path, char *why, size_t whylen)
+char *
+aws_read_token(const char *path, const char *what, char *why, size_t whylen)
 {
     FILE *f = fopen(path, "r");
     char *buf;
     size_t n;
 
     if (!f) {
-        snprintf(why, whylen, "cannot read the web identity token file %s: %s", path,
-                 strerror(errno));
+        snprintf(why, whylen, "cannot read %s %s: %s", what, path, strerror(errno));
         return NULL;
     }
     buf = malloc(AWS_TOKEN_FILE_MAX + 1);
@@ -266,14 +272,37 @@ aws_read_token(const char *path, char *why, size_t whylen)
         buf[--n] = '\0';
     }
     if (n == 0) {
-        snprintf(why, whylen, "the web identity token file %s is empty", path);
+        snprintf(why, whylen, "%s %s is empty", what, path);
         free(buf);
         return NULL;
     }
     return buf;
 }
 
-static void
+bool
+aws_creds_from_json(const char *json, size_t len, const char *what, struct aws_creds *out,
+                    char *err, size_t errlen)
+{
+    char when[64];
+
+    if (json_get_string(json, len, "AccessKeyId", out->access_key_id, sizeof(out->access_key_id)) !=
+            JSON_OK ||
+        json_get_string(json, len, "SecretAccessKey", out->secret, sizeof(out->secret)) !=
+            JSON_OK ||
+        json_get_string(json, len, "Token", out->session_token, sizeof(out->session_token)) !=
+            JSON_OK ||
+        json_get_string(json, len, "Expiration", when, sizeof(when)) != JSON_OK) {
+        snprintf(err, errlen, "%s lack AccessKeyId, SecretAccessKey, Token or Expiration", what);
+        return false;
+    }
+    if (!aws_parse_time(when, &out->expiration)) {
+        snprintf(err, errlen, "%s with an unreadable Expiration '%s'", what, when);
+        return false;
+    }
+    return true;
+}
+
+void
 aws_free_token(char *token)
 {
     if (token) {
@@ -303,7 +332,7 @@ aws_source_web_identity(const struct aws_settings *s, struct aws_creds *out, tim
                              : "role ARN (aws_role_arn or AWS_ROLE_ARN)");
         return AWS_SOURCE_FAILED;
     }
-    if (!(token = aws_read_token(s->token_file, why, whylen))) {
+    if (!(token = aws_read_token(s->token_file, "the web identity token file", why, whylen))) {
         return AWS_SOURCE_FAILED;
     }
     ok = aws_sts_assume_role_with_web_identity(s, token, out, date, why, whylen);
@@ -337,8 +366,9 @@ bool
 aws_creds_fetch(const struct aws_settings *s, struct aws_creds *out, time_t *server_date, char *err,
                 size_t errlen)
 {
-    static const char *const names[] = {"environment", "web-identity", "shared-files", "imds"};
-    char why[4][AWS_ERR_MAX];
+    static const char *const names[] = {"environment", "web-identity", "shared-files", "container",
+                                        "imds"};
+    char why[5][AWS_ERR_MAX], url[2048];
     enum aws_source_result rc = AWS_SOURCE_NONE;
     size_t i;
 
@@ -347,7 +377,7 @@ aws_creds_fetch(const struct aws_settings *s, struct aws_creds *out, time_t *ser
     if (s->mode == KB_AWS_GCP) {
         return aws_fetch_gcp(s, out, server_date, err, errlen);
     }
-    for (i = 0; i < 4 && rc == AWS_SOURCE_NONE; i++) {
+    for (i = 0; i < 5 && rc == AWS_SOURCE_NONE; i++) {
         why[i][0] = '\0';
         switch (i) {
         case 0:
@@ -358,6 +388,13 @@ aws_creds_fetch(const struct aws_settings *s, struct aws_creds *out, time_t *ser
             break;
         case 2:
             rc = aws_profile_load(s, out, why[i], sizeof(why[i]));
+            break;
+        case 3:
+            rc = aws_container_url(s->container_relative, s->container_full, url, sizeof(url),
+                                   why[i], sizeof(why[i]));
+            if (rc == AWS_SOURCE_OK && !aws_container_fetch(url, out, why[i], sizeof(why[i]))) {
+                rc = AWS_SOURCE_FAILED;
+            }
             break;
         default:
             if (s->imds_disabled) {
@@ -380,8 +417,9 @@ aws_creds_fetch(const struct aws_settings *s, struct aws_creds *out, time_t *ser
     }
     aws_creds_clear(out);
     snprintf(err, errlen,
-             "no AWS credentials: environment: %s; web-identity: %s; shared-files: %s; imds: %s. "
-             "Fix: set one of them up, or use aws_credentials = gcp on Google Cloud",
-             why[0], why[1], why[2], why[3]);
+             "no AWS credentials: environment: %s; web-identity: %s; shared-files: %s; "
+             "container: %s; imds: %s. Fix: set one of them up, or use aws_credentials = gcp on "
+             "Google Cloud",
+             why[0], why[1], why[2], why[3], why[4]);
     return false;
 }

@@ -32,22 +32,31 @@ struct aws_creds {
     char principal_arn[AWS_ARN_MAX];    /* assumed-role ARN when the source says it, else "" */
 };
 
+/* The result of one source of the chain. */
+enum aws_source_result {
+    AWS_SOURCE_OK,    /* out is filled */
+    AWS_SOURCE_NONE,  /* not set up here: why says so, the chain goes on */
+    AWS_SOURCE_FAILED /* set up but broken: why says how to fix it, the chain stops */
+};
+
 /* Where a cluster's credentials come from: conf keys and the environment, resolved once. */
 struct aws_settings {
     char *cluster;                /* section name, for log lines */
     enum kb_aws_credentials mode; /* KB_AWS_UNSET behaves as KB_AWS_DEFAULT */
     char *region;                 /* for the STS endpoint; never NULL */
     char *role_arn;               /* aws_role_arn, else AWS_ROLE_ARN; NULL if neither */
-    char *token_file;    /* aws_web_identity_token_file, else AWS_WEB_IDENTITY_TOKEN_FILE */
-    char *session_name;  /* aws_role_session_name, AWS_ROLE_SESSION_NAME, or derived */
-    char *profile;       /* aws_profile, else AWS_PROFILE, else "default" */
-    char *sts_endpoint;  /* aws_sts_endpoint, AWS_ENDPOINT_URL_STS, or regional */
-    char *ca_file;       /* aws_ca_file, else AWS_CA_BUNDLE; NULL: system store */
-    char *metadata_host; /* gcp_metadata_host, GCE_METADATA_HOST, or the default */
-    char *audience;      /* gcp_audience or AWS_GCP_DEFAULT_AUDIENCE */
-    char *imds_endpoint; /* AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254 */
-    bool imds_disabled;  /* AWS_EC2_METADATA_DISABLED=true */
-    int timeout_ms;      /* each HTTPS call to STS or the metadata server, in total */
+    char *token_file;         /* aws_web_identity_token_file, else AWS_WEB_IDENTITY_TOKEN_FILE */
+    char *session_name;       /* aws_role_session_name, AWS_ROLE_SESSION_NAME, or derived */
+    char *profile;            /* aws_profile, else AWS_PROFILE, else "default" */
+    char *sts_endpoint;       /* aws_sts_endpoint, AWS_ENDPOINT_URL_STS, or regional */
+    char *ca_file;            /* aws_ca_file, else AWS_CA_BUNDLE; NULL: system store */
+    char *metadata_host;      /* gcp_metadata_host, GCE_METADATA_HOST, or the default */
+    char *audience;           /* gcp_audience or AWS_GCP_DEFAULT_AUDIENCE */
+    char *imds_endpoint;      /* AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254 */
+    bool imds_disabled;       /* AWS_EC2_METADATA_DISABLED=true */
+    char *container_relative; /* AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or NULL (ECS) */
+    char *container_full;     /* AWS_CONTAINER_CREDENTIALS_FULL_URI or NULL (EKS Pod Identity) */
+    int timeout_ms;           /* each HTTPS call to STS or the metadata server, in total */
 };
 
 /*
@@ -97,5 +106,21 @@ bool aws_creds_fetch(const struct aws_settings *s, struct aws_creds *out, time_t
  * fractional seconds, "+00:00" accepted for Z). false when s is not one.
  */
 bool aws_parse_time(const char *s, time_t *out) KB_MUSTCHECK;
+
+/*
+ * Reads a token file (re-read on every fetch: EKS rotates them), trailing white space cut;
+ * NULL with "cannot read <what> <path>: ..." or "<what> <path> is empty" in why. Free with
+ * aws_free_token(), which wipes it.
+ */
+char *aws_read_token(const char *path, const char *what, char *why, size_t whylen);
+void aws_free_token(char *token); /* NULL is fine */
+
+/*
+ * The credentials JSON that IMDS and the container endpoints return: AccessKeyId,
+ * SecretAccessKey, Token and Expiration into out (source left as is); what names the source in
+ * the reason when one is missing ("instance metadata credentials").
+ */
+bool aws_creds_from_json(const char *json, size_t len, const char *what, struct aws_creds *out,
+                         char *err, size_t errlen) KB_MUSTCHECK;
 
 #endif

@@ -21,7 +21,7 @@ bool
 aws_imds_parse_credentials(const char *json, size_t len, struct aws_creds *out, char *err,
                            size_t errlen)
 {
-    char code[64], when[64];
+    char code[64];
 
     if (json_get_string(json, len, "Code", code, sizeof(code)) != JSON_OK) {
         snprintf(err, errlen, "instance metadata credentials without a Code");
@@ -31,24 +31,7 @@ aws_imds_parse_credentials(const char *json, size_t len, struct aws_creds *out, 
         snprintf(err, errlen, "instance metadata credentials have Code '%s', not Success", code);
         return false;
     }
-    if (json_get_string(json, len, "AccessKeyId", out->access_key_id, sizeof(out->access_key_id)) !=
-            JSON_OK ||
-        json_get_string(json, len, "SecretAccessKey", out->secret, sizeof(out->secret)) !=
-            JSON_OK ||
-        json_get_string(json, len, "Token", out->session_token, sizeof(out->session_token)) !=
-            JSON_OK ||
-        json_get_string(json, len, "Expiration", when, sizeof(when)) != JSON_OK) {
-        snprintf(err, errlen,
-                 "instance metadata credentials lack AccessKeyId, SecretAccessKey, "
-                 "Token or Expiration");
-        return false;
-    }
-    if (!aws_parse_time(when, &out->expiration)) {
-        snprintf(err, errlen, "instance metadata credentials with an unreadable Expiration '%s'",
-                 when);
-        return false;
-    }
-    return true;
+    return aws_creds_from_json(json, len, "instance metadata credentials", out, err, errlen);
 }
 
 /* One IMDS call; the answer's body in resp. false with the reason (HTTP status included). */

@@ -31,13 +31,6 @@ struct aws_profile_values {
 void aws_profile_parse(const char *text, size_t len, const char *profile, bool config_file,
                        struct aws_profile_values *out);
 
-/* The result of one source of the chain. */
-enum aws_source_result {
-    AWS_SOURCE_OK,    /* out is filled */
-    AWS_SOURCE_NONE,  /* not set up here: why says so, the chain goes on */
-    AWS_SOURCE_FAILED /* set up but broken: why says how to fix it, the chain stops */
-};
-
 /*
  * The profile s->profile from AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), then
  * AWS_CONFIG_FILE (default ~/.aws/config); the credentials file's keys win. A file that does not

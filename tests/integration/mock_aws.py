@@ -8,6 +8,8 @@ MockSTS       HTTPS (test CA in build/certs), AWS STS's query API: AssumeRoleWit
 MockGCE       plain HTTP GCE metadata server: the service account's ID token (a JWT with the
               requested audience), only with "Metadata-Flavor: Google".
 MockIMDS      plain HTTP EC2 IMDSv2: PUT /latest/api/token first, then the role and its JSON.
+MockContainer plain HTTP container credentials endpoint (ECS / EKS Pod Identity agents), with
+              an Authorization token check.
 ConnectProxy  an HTTPS_PROXY (HTTP CONNECT tunnel) that counts what went through it.
 
 Every secret handed out is recorded in .secrets, so tests can assert none reaches any output.
@@ -362,6 +364,43 @@ class MockIMDS(_Server):
         self.secrets = []
         self.serial = 0
         super().__init__(_IMDSHandler)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+
+# ---- container credentials (ECS agent, EKS Pod Identity agent) -----------------------------
+
+class _ContainerHandler(_Handler):
+    def do_GET(self):
+        self.record()
+        m = self.mock
+        if m.auth is not None and self.headers.get("Authorization") != m.auth:
+            return self.reply(401, json.dumps({"code": "AccessDeniedException",
+                                               "message": "Authorization token is invalid"}),
+                              "application/json")
+        if self.path != m.path:
+            return self.reply(404, json.dumps({"code": "NotFound", "message": "no such task"}),
+                              "application/json")
+        with m.lock:
+            m.serial += 1
+            key_id = "ASIA" + _rand(string.ascii_uppercase, 12) + f"{m.serial:04d}"
+            secret = _rand(string.ascii_letters + string.digits, 40)
+            token = _rand(string.ascii_letters + string.digits, 400)
+            m.secrets.extend([secret, token])
+        self.reply(200, json.dumps({"AccessKeyId": key_id, "SecretAccessKey": secret,
+                                    "Token": token, "AccountId": ACCOUNT,
+                                    "Expiration": iso(time.time() + m.lifetime)}),
+                   "application/json")
+
+
+class MockContainer(_Server):
+    """plain HTTP container credentials endpoint: GET path, Authorization must equal auth
+    (None: not checked); answers the ECS/EKS agents' JSON, or their error JSON."""
+
+    def __init__(self, path="/v1/credentials", auth=None, lifetime=21600):
+        self.path, self.auth, self.lifetime = path, auth, lifetime
+        self.secrets = [auth] if auth else []
+        self.serial = 0
+        super().__init__(_ContainerHandler)
         self.url = f"http://127.0.0.1:{self.port}"
 
 

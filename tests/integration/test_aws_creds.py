@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import run
-from mock_aws import ConnectProxy, MockGCE, MockIMDS, MockSTS, make_jwt
+from mock_aws import ConnectProxy, MockContainer, MockGCE, MockIMDS, MockSTS, make_jwt
 
 ROLE = "arn:aws:iam::123456789012:role/kbridge-msk"
 OIDC = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
@@ -126,7 +126,9 @@ def test_no_credentials_names_every_source(kbcreds, tmp_path):
     assert r.returncode == 1, out
     reason = first_line(out)
     for source in ("environment: AWS_ACCESS_KEY_ID", "web-identity: AWS_ROLE_ARN",
-                   "shared-files: no profile 'default'", "imds: disabled by AWS_EC2_METADATA_DISABLED"):
+                   "shared-files: no profile 'default'",
+                   "container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                   "imds: disabled by AWS_EC2_METADATA_DISABLED"):
         assert source in reason, reason
 
 
@@ -267,6 +269,67 @@ def test_imdsv2(kbcreds, tmp_path, imds):
                        ("GET", "/latest/meta-data/iam/security-credentials/kbridge-ec2")]
     assert imds.requests[0][2].get("X-aws-ec2-metadata-token-ttl-seconds")
     assert_no_secrets(out, imds)
+
+
+def test_container_endpoint_with_a_rotating_token_file(kbcreds, tmp_path):
+    """EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_FULL_URI + a token file, which the agent
+    rotates: it is re-read at every fetch, sent as Authorization, and never printed."""
+    token = "eyJhbGciOiJSUzI1NiJ9.pod-identity-token-1"
+    agent = MockContainer(auth=token)
+    try:
+        tf = tmp_path / "eks-pod-identity-token"
+        tf.write_text(token + "\n")
+        conf = write_conf(tmp_path, aws_credentials="default")
+        env = base_env(tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI=agent.url + "/v1/credentials",
+                       AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=str(tf))
+        r, out = kbc(kbcreds, conf, env)
+        assert r.returncode == 0, out
+        line = first_line(out)
+        assert field(line, "source") == "container" and field(line, "key").startswith("ASIA"), line
+        assert 21000 < int(field(line, "expires_in")) <= 21600, line
+        assert [(m, p) for m, p, _ in agent.requests] == [("GET", "/v1/credentials")]
+        # rotated: the next process start (and every refresh) reads the new one
+        agent.auth = token.replace("-1", "-2")
+        agent.secrets.append(agent.auth)
+        tf.write_text(agent.auth + "\n")
+        r, out2 = kbc(kbcreds, conf, env)
+        assert r.returncode == 0, out2
+        assert agent.requests[-1][2].get("Authorization") == agent.auth
+        assert_no_secrets(out + out2, agent)
+    finally:
+        agent.stop()
+
+
+def test_container_endpoint_refusal_is_named_and_stops_the_chain(kbcreds, tmp_path, imds):
+    """A wrong token: the agent's 401 and message are named, and the chain does not fall
+    through to IMDS (a source that is set up but fails stops it)."""
+    agent = MockContainer(auth="the-right-token")
+    try:
+        conf = write_conf(tmp_path, aws_credentials="default")
+        env = base_env(tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI=agent.url + "/v1/credentials",
+                       AWS_CONTAINER_AUTHORIZATION_TOKEN="a-wrong-token",
+                       AWS_EC2_METADATA_DISABLED=None,
+                       AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url)
+        r, out = kbc(kbcreds, conf, env, wait=10)
+        assert r.returncode == 1, out
+        reason = first_line(out)
+        assert "container: GET http://127.0.0.1:" in reason, reason
+        assert "HTTP 401 (Authorization token is invalid)" in reason, reason
+        assert "/v1/credentials" not in reason, "the path (an ECS task's credentials id) is shown"
+        assert imds.requests == [], "the chain fell through to IMDS"
+        assert "a-wrong-token" not in out and "the-right-token" not in out
+    finally:
+        agent.stop()
+
+
+def test_container_full_uri_in_clear_to_another_host_is_refused(kbcreds, tmp_path):
+    conf = write_conf(tmp_path, aws_credentials="default")
+    r, out = kbc(kbcreds, conf, base_env(
+        tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI="http://creds.example.com/v1/credentials"))
+    assert r.returncode == 1, out
+    reason = first_line(out)
+    assert "sends credentials in clear to creds.example.com" in reason, reason
+    assert "use https://" in reason, reason
 
 
 def test_shared_files_and_profile(kbcreds, tmp_path):

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/container.h"
 #include "aws/creds.h"
 #include "aws/gcp.h"
 #include "auth/json.h"
@@ -347,6 +348,65 @@ test_region_from_msk_hosts(void)
     CHECK(!conf_aws_region_from_host("b.kafka.amazonaws.com", r, sizeof(r)));
 }
 
+/* The container endpoint: ECS's relative path wins; a FULL_URI in clear only to the machine or
+ * the ECS/EKS agents (the SDKs' rule: the answer is credentials); the path is never echoed. */
+static void
+test_container_url_rules(void)
+{
+    char url[256], why[512];
+
+    CHECK(aws_container_url(NULL, NULL, url, sizeof(url), why, sizeof(why)) == AWS_SOURCE_NONE);
+    CHECK_STR_CONTAINS(why, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    CHECK(aws_container_url("", "", url, sizeof(url), why, sizeof(why)) == AWS_SOURCE_NONE);
+    CHECK(aws_container_url("/v2/credentials/5f3c-task", "https://other", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_OK);
+    CHECK(strcmp(url, "http://169.254.170.2/v2/credentials/5f3c-task") == 0);
+    CHECK(aws_container_url("v2/x", NULL, url, sizeof(url), why, sizeof(why)) == AWS_SOURCE_FAILED);
+    CHECK(strstr(why, "v2/x") == NULL);
+    CHECK(aws_container_url(NULL, "http://169.254.170.23/v1/credentials", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_OK);
+    CHECK(aws_container_url(NULL, "http://[fd00:ec2::23]/v1/credentials", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_OK);
+    CHECK(aws_container_url(NULL, "http://127.0.0.1:8080/creds", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_OK);
+    CHECK(aws_container_url(NULL, "http://localhost/creds", url, sizeof(url), why, sizeof(why)) ==
+          AWS_SOURCE_OK);
+    CHECK(aws_container_url(NULL, "https://creds.example.com/x", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_OK);
+    CHECK(strcmp(url, "https://creds.example.com/x") == 0);
+    CHECK(aws_container_url(NULL, "http://creds.example.com/x", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_FAILED);
+    CHECK_STR_CONTAINS(why, "creds.example.com");
+    CHECK_STR_CONTAINS(why, "https://");
+    CHECK(aws_container_url(NULL, "http://127.0.0.1.evil.example/x", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_FAILED);
+    CHECK(aws_container_url(NULL, "http://169.254.170.2.evil/x", url, sizeof(url), why,
+                            sizeof(why)) == AWS_SOURCE_FAILED);
+    CHECK(aws_container_url(NULL, "ftp://127.0.0.1/x", url, sizeof(url), why, sizeof(why)) ==
+          AWS_SOURCE_FAILED);
+}
+
+/* The container JSON (AWS's ECS task IAM role example): no Code field, same four fields. */
+static void
+test_container_credentials_json(void)
+{
+    static const char ok[] = "{\"AccessKeyId\": \"ASIAIOSFODNN7EXAMPLE\", \"Expiration\": "
+                             "\"2026-12-02T06:00:00Z\", \"RoleArn\": \"arn:aws:iam::123:role/t\", "
+                             "\"SecretAccessKey\": \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\", "
+                             "\"Token\": \"IQoJb3JpZ2luEXAMPLE\"}";
+    struct aws_creds c;
+    char err[256];
+
+    memset(&c, 0, sizeof(c));
+    CHECK(aws_creds_from_json(ok, strlen(ok), "container credentials", &c, err, sizeof(err)));
+    CHECK(strcmp(c.access_key_id, "ASIAIOSFODNN7EXAMPLE") == 0);
+    CHECK(strcmp(c.session_token, "IQoJb3JpZ2luEXAMPLE") == 0);
+    CHECK(c.expiration > 0);
+    CHECK(!aws_creds_from_json("{\"AccessKeyId\": \"A\"}", 20, "container credentials", &c, err,
+                               sizeof(err)));
+    CHECK_STR_CONTAINS(err, "container credentials lack");
+}
+
 static void
 test_key_hint_never_the_whole_id(void)
 {
@@ -436,6 +496,8 @@ main(void)
     RUN(test_gcp_is_jwt);
     RUN(test_provider_refresh_at_margin_and_jitter);
     RUN(test_region_from_msk_hosts);
+    RUN(test_container_url_rules);
+    RUN(test_container_credentials_json);
     RUN(test_key_hint_never_the_whole_id);
     RUN(test_settings_keys_win_over_environment);
     RUN(test_sts_url_parts_host_header_as_sent);
