@@ -26,6 +26,14 @@
 /* Smallest encoded broker entry (NodeId, a 1-byte compact Host, Port): bounds array counts. */
 #define KP_BROKER_MIN 9
 
+/* Smallest encoded topic: 1-byte compact name, empty compact partitions, empty tag section. */
+#define KP_TOPIC_MIN 3
+
+/* Smallest FetchResponse partition (PartitionIndex, ErrorCode, HighWatermark, Records) and
+ * aborted transaction (ProducerId, FirstOffset): shared by the whole-body and streamed walks. */
+#define KP_FETCH_PARTITION_MIN 15
+#define KP_ABORTED_TXN_MIN 16
+
 /* ApiVersions error code for a request version the broker does not support. */
 #define KP_ERR_UNSUPPORTED_VERSION 35
 

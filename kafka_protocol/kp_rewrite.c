@@ -10,8 +10,6 @@
 #include "kp_api.h"
 #include "kp_internal.h"
 
-#define KP_TOPIC_MIN 3 /* 1-byte compact name, empty compact partitions, empty tag section */
-
 enum kp_status
 kp_rw_flush(struct kp_rw *rw, size_t upto)
 {
