@@ -282,15 +282,9 @@ kp_fetch_tail_rewrite(int16_t version, const uint8_t *tail, size_t len, kp_map_f
 
     stats = stats ? stats : &local;
     fs = fs ? fs : &flocal;
-    memset(stats, 0, sizeof(*stats));
     memset(fs, 0, sizeof(*fs));
     kp_writer_init(&w);
-    kp_reader_init(&rw.in, tail, len);
-    rw.out = &w;
-    rw.copied = 0;
-    rw.map = map;
-    rw.arg = arg;
-    rw.stats = stats;
+    kp_rw_init(&rw, tail, len, map, arg, &w, stats);
     st = kp_endpoints_rewrite_tags(&rw, version >= 16);
     if (st == KP_OK) {
         fields_end = rw.in.pos;
@@ -318,14 +312,6 @@ kp_fetch_tail_rewrite(int16_t version, const uint8_t *tail, size_t len, kp_map_f
         }
     }
     kp_writer_free(&w);
-    if (st == KP_INCOMPLETE) {
-        st = KP_MALFORMED;
-    }
-    if (st != KP_OK) {
-        if (err_offset) {
-            *err_offset = rw.in.pos;
-        }
-        out->len = out_len;
-    }
-    return st;
+    rw.out = out; /* on failure, out is set back to its length on entry */
+    return kp_rw_end(&rw, st, out_len, err_offset);
 }

@@ -47,6 +47,17 @@ struct kp_rw {
     struct kp_rewrite_stats *stats; /* counters, never NULL inside the codec */
 };
 
+/* Starts a rewrite of body[0..len) into out; stats (never NULL) is reset. */
+void kp_rw_init(struct kp_rw *rw, const uint8_t *body, size_t len, kp_map_fn map, void *arg,
+                struct kp_writer *out, struct kp_rewrite_stats *stats);
+
+/*
+ * Ends a rewrite that returned st: KP_INCOMPLETE becomes KP_MALFORMED (a body that ends early),
+ * and on failure *err_offset (when not NULL) is where the reader stopped and rw->out->len is
+ * set back to out_len. Returns the final status.
+ */
+enum kp_status kp_rw_end(struct kp_rw *rw, enum kp_status st, size_t out_len, size_t *err_offset);
+
 /* Appends in.buf[copied..upto) to out and moves copied to upto (no-op when upto <= copied). */
 enum kp_status kp_rw_flush(struct kp_rw *rw, size_t upto);
 
