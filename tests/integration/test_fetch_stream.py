@@ -180,3 +180,28 @@ def test_fetch_node_endpoints_longer_than_the_original_are_dropped(streamed):
     brokers, others, trailing = parse_tail(got[tail_at:])
     assert brokers is None and len(others) == 1 and others[0][0] == PAD_TAG
     kb.wait_log(r"NodeEndpoints.*dropped")
+
+
+def test_fetch_malformed_midway_closes_the_connection(streamed):
+    """A body that stops parsing at its first topic (a partition count the body cannot hold):
+    kbridge has passed on what it parsed (no address there), then closes the client with a
+    clear error instead of forwarding bytes it could not parse."""
+    fake, p, kb = streamed
+    body = bytearray(fetch_body([os.urandom(1000)], [(0, fake.host, fake.port)]))
+    at = 4 + 2 + 4 + 1 + 16  # ThrottleTimeMs, ErrorCode, SessionId, topics count, TopicId
+    body[at] = 0x7F  # 126 partitions of 15 bytes or more: more than the ~1.1 KB left
+    sent = i32(77) + b"\x00" + bytes(body)
+    fake.fetch_reply = lambda ver, c: pieces(i32(len(sent)) + sent)
+    s = socket.create_connection(("127.0.0.1", p.listen), timeout=10)
+    req = i16(1) + i16(17) + i32(77) + string("fs-test") + b"\x00" + b"\x00" * 40
+    s.sendall(i32(len(req)) + req)
+    got = b""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert len(got) < len(sent) and (i32(len(sent)) + sent).startswith(got)
+    kb.wait_log(r"cannot parse Fetch v17 response \(malformed at byte \d+")
