@@ -6,9 +6,7 @@
 #include "kp_internal.h"
 
 #define KP_PRODUCE_PARTITION_MIN 14 /* Index, ErrorCode, BaseOffset */
-#define KP_FETCH_PARTITION_MIN 15   /* PartitionIndex, ErrorCode, HighWatermark, Records */
 #define KP_RECORD_ERROR_MIN 5       /* BatchIndex, 1-byte compact null message */
-#define KP_ABORTED_TXN_MIN 16       /* ProducerId, FirstOffset */
 
 /*
  * Walks one NodeEndpoints array whose field ends at end, writing into sub->out only once the

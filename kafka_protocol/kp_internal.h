@@ -26,6 +26,14 @@
 /* Smallest encoded broker entry (NodeId, a 1-byte compact Host, Port): bounds array counts. */
 #define KP_BROKER_MIN 9
 
+/* Smallest encoded topic: 1-byte compact name, empty compact partitions, empty tag section. */
+#define KP_TOPIC_MIN 3
+
+/* Smallest FetchResponse partition (PartitionIndex, ErrorCode, HighWatermark, Records) and
+ * aborted transaction (ProducerId, FirstOffset): shared by the whole-body and streamed walks. */
+#define KP_FETCH_PARTITION_MIN 15
+#define KP_ABORTED_TXN_MIN 16
+
 /* ApiVersions error code for a request version the broker does not support. */
 #define KP_ERR_UNSUPPORTED_VERSION 35
 
@@ -38,6 +46,17 @@ struct kp_rw {
     void *arg;                      /* map's argument */
     struct kp_rewrite_stats *stats; /* counters, never NULL inside the codec */
 };
+
+/* Starts a rewrite of body[0..len) into out; stats (never NULL) is reset. */
+void kp_rw_init(struct kp_rw *rw, const uint8_t *body, size_t len, kp_map_fn map, void *arg,
+                struct kp_writer *out, struct kp_rewrite_stats *stats);
+
+/*
+ * Ends a rewrite that returned st: KP_INCOMPLETE becomes KP_MALFORMED (a body that ends early),
+ * and on failure *err_offset (when not NULL) is where the reader stopped and rw->out->len is
+ * set back to out_len. Returns the final status.
+ */
+enum kp_status kp_rw_end(struct kp_rw *rw, enum kp_status st, size_t out_len, size_t *err_offset);
 
 /* Appends in.buf[copied..upto) to out and moves copied to upto (no-op when upto <= copied). */
 enum kp_status kp_rw_flush(struct kp_rw *rw, size_t upto);

@@ -10,8 +10,6 @@
 #include "kp_api.h"
 #include "kp_internal.h"
 
-#define KP_TOPIC_MIN 3 /* 1-byte compact name, empty compact partitions, empty tag section */
-
 enum kp_status
 kp_rw_flush(struct kp_rw *rw, size_t upto)
 {
@@ -20,6 +18,34 @@ kp_rw_flush(struct kp_rw *rw, size_t upto)
     if (upto > rw->copied) {
         st = kp_writer_raw(rw->out, rw->in.buf + rw->copied, upto - rw->copied);
         rw->copied = upto;
+    }
+    return st;
+}
+
+void
+kp_rw_init(struct kp_rw *rw, const uint8_t *body, size_t len, kp_map_fn map, void *arg,
+           struct kp_writer *out, struct kp_rewrite_stats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    kp_reader_init(&rw->in, body, len);
+    rw->out = out;
+    rw->copied = 0;
+    rw->map = map;
+    rw->arg = arg;
+    rw->stats = stats;
+}
+
+enum kp_status
+kp_rw_end(struct kp_rw *rw, enum kp_status st, size_t out_len, size_t *err_offset)
+{
+    if (st == KP_INCOMPLETE) {
+        st = KP_MALFORMED;
+    }
+    if (st != KP_OK) {
+        if (err_offset) {
+            *err_offset = rw->in.pos;
+        }
+        rw->out->len = out_len;
     }
     return st;
 }
@@ -152,13 +178,7 @@ kp_rewrite_response(int16_t api_key, int16_t api_version, const uint8_t *body, s
     if (stats == NULL) {
         stats = &local;
     }
-    memset(stats, 0, sizeof(*stats));
-    kp_reader_init(&rw.in, body, len);
-    rw.out = out;
-    rw.copied = 0;
-    rw.map = map;
-    rw.arg = arg;
-    rw.stats = stats;
+    kp_rw_init(&rw, body, len, map, arg, out, stats);
 
     /* A rewritten body is about as long as the original: one allocation in the common case. */
     st = kp_writer_reserve(out, len + 64);
@@ -168,14 +188,5 @@ kp_rewrite_response(int16_t api_key, int16_t api_version, const uint8_t *body, s
     if (st == KP_OK) {
         st = kp_rw_flush(&rw, len); /* what is left, trailing bytes included */
     }
-    if (st == KP_INCOMPLETE) {
-        st = KP_MALFORMED;
-    }
-    if (st != KP_OK) {
-        if (err_offset) {
-            *err_offset = rw.in.pos;
-        }
-        out->len = out_len;
-    }
-    return st;
+    return kp_rw_end(&rw, st, out_len, err_offset);
 }

@@ -356,7 +356,7 @@ bridge_server_ended(struct bridge *br, const char *why)
                      why);
         return;
     }
-    if (partial || br->resp_remaining) {
+    if (partial || br->resp_remaining || br->fetch_active) {
         bridge_log(br, KB_LOG_WARN, "broker ended mid-response (%s); %zu bytes of it dropped", why,
                    partial);
     }

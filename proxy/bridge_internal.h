@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "kp_fetch_stream.h"
 #include "proxy/inflight.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -44,6 +45,8 @@ struct bridge {
     struct evbuffer *stage;       /* this bridge's requests, joined into full TLS records */
     size_t req_remaining;         /* bytes of the current request still to forward */
     size_t resp_remaining;        /* bytes of the current pass-through response to forward */
+    struct kp_fetch_scan fetch;   /* the Fetch response streaming through (bridge_fetch.c) */
+    bool fetch_active;            /* fetch is in use; its request stays at the inflight head */
     uint64_t bytes_up;            /* client -> broker, queued */
     uint64_t bytes_down;          /* broker -> client, queued */
     uint64_t responses_rewritten; /* responses that went through the codec */
@@ -103,6 +106,22 @@ void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out);
 /* bridge_req.c: forwards every request byte available. false when the bridge was closed. */
 bool bridge_pump_requests(struct bridge *br);
 void bridge_on_client_read(struct bufferevent *bev, void *arg);
+
+/*
+ * bridge_fetch.c: starts streaming the Fetch v16+ response of total bytes at the start of in
+ * (req: its request, left at the head of the in-flight queue until the response is through).
+ * STEP_DONE: streaming, the prefix and header are in resp_remaining; STEP_WAIT: the header is
+ * not all there; *buffered set instead when the response is better rewritten whole (a header
+ * too long to peek, a version the scanner lacks): the caller does that.
+ */
+enum frame_step bridge_fetch_start(struct bridge *br, struct evbuffer *in, size_t total,
+                                   const struct inflight_entry *req, bool *buffered);
+
+/*
+ * bridge_fetch.c: the next step of the response streaming through: a piece parsed and passed on
+ * (resp_remaining), or the tail rewritten and queued (then the request leaves the queue).
+ */
+enum frame_step bridge_fetch_step(struct bridge *br, struct evbuffer *in);
 
 /* bridge_resp.c: forwards every complete response available. false when closed. */
 bool bridge_pump_responses(struct bridge *br);

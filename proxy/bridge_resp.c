@@ -1,8 +1,8 @@
 /*
  * bridge_resp.c - the response direction of a bridge (broker -> client). Each response is
  * matched to the oldest request in flight by correlation id; responses that may carry broker
- * addresses are buffered whole and rewritten by the codec, all others are moved by length
- * (evbuffer chains, no copy).
+ * addresses are buffered whole and rewritten by the codec, except Fetch v16+ which streams
+ * (bridge_fetch.c); all others are moved by length (evbuffer chains, no copy).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +176,9 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
     if (!bridge_auth_answer_local(br)) {
         return STEP_CLOSED;
     }
+    if (br->fetch_active) {
+        return bridge_fetch_step(br, in); /* the rest of a response streaming through */
+    }
     req = inflight_peek(&br->inflight);
     if (req && req->kind == INFLIGHT_RAW_SASL) {
         return bridge_start_sasl_answer(br, in);
@@ -208,6 +211,14 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         inflight_pop(&br->inflight);
         br->resp_remaining = total;
         return STEP_DONE;
+    }
+    if (req->api_key == KP_API_FETCH) {
+        bool buffered;
+        enum frame_step step = bridge_fetch_start(br, in, total, req, &buffered);
+
+        if (!buffered) {
+            return step;
+        }
     }
     if (avail < total) {
         return STEP_WAIT; /* rewriting needs the whole frame */

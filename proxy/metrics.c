@@ -330,6 +330,10 @@ metrics_render_locked(struct kb_registry *r, struct evbuffer *out)
     RENDER_SIMPLE(out, r, "kbridge_protocol_errors_total", "counter",
                   "Connections closed for malformed or oversized frames.", "%llu",
                   (unsigned long long)m_->protocol_errors);
+    RENDER_SIMPLE(out, r, "kbridge_node_endpoints_dropped_total", "counter",
+                  "Streamed Fetch responses whose NodeEndpoints was left out: kbridge's addresses "
+                  "are longer than the broker's and the size was already sent.",
+                  "%llu", (unsigned long long)m_->endpoints_dropped);
     RENDER_SIMPLE(out, r, "kbridge_reauthentications_total", "counter",
                   "KIP-368 re-authentications of broker connections that succeeded.", "%llu",
                   (unsigned long long)m_->reauths);

@@ -72,6 +72,8 @@ struct kb_metrics {
     kb_counter addresses_rewritten;            /* broker addresses replaced */
     kb_counter failures[KB_FAIL_N];            /* upstream connect failures by reason */
     kb_counter protocol_errors;                /* connections closed for bad frames */
+    kb_counter endpoints_dropped;              /* streamed Fetch NodeEndpoints left out: the
+                                                  rewrite would not fit the sent size */
     kb_counter reauths;                        /* KIP-368 re-authentications that succeeded */
     kb_counter reauth_failures;                /* ... that failed (the connection closed) */
     struct kb_histogram connect_latency;       /* upstream connect + TLS handshake */

@@ -13,6 +13,9 @@ correlation id and bytes), so a test can tell which client's bytes went where. H
 - `metadata_delay`: seconds to wait before answering each Metadata request.
 - `read_rate`: bytes per second each connection reads (None: as fast as possible); with
   `rcvbuf` (SO_RCVBUF of the accepted sockets) it makes a slow-reading broker.
+- `tls`: a server ssl.SSLContext: every accepted connection speaks TLS (kbridge's real path).
+- `fetch_reply`: fetch_reply(version, correlation_id) -> list of byte chunks making up the whole
+  response frame (size prefix included), sent one sendall() each: Fetch is answered only so.
 
 Every wait is bounded; `close()` stops the server and its connection threads.
 """
@@ -22,6 +25,7 @@ import threading
 import time
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
 API_FIND_COORDINATOR = 10
 API_VERSIONS = 18
@@ -55,6 +59,28 @@ def string(s):
         return i16(-1)
     b = s.encode() if isinstance(s, str) else s
     return i16(len(b)) + b
+
+
+def uvarint(v):
+    """Unsigned varint (flexible versions: compact lengths, tag numbers and sizes)."""
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def read_uvarint(b, off):
+    """(value, offset after it) of the unsigned varint at b[off]."""
+    v = shift = 0
+    while True:
+        x = b[off]
+        off += 1
+        v |= (x & 0x7F) << shift
+        if x < 0x80:
+            return v, off
+        shift += 7
 
 
 def array(items):
@@ -226,8 +252,11 @@ class Conn:
 
 
 class FakeBroker:
-    def __init__(self, host="127.0.0.1", port=0, brokers=None, read_rate=None, rcvbuf=None):
+    def __init__(self, host="127.0.0.1", port=0, brokers=None, read_rate=None, rcvbuf=None,
+                 tls=None):
         self.lock = threading.Lock()
+        self.tls = tls
+        self.fetch_reply = None
         self.conns = []
         self.brokers = brokers
         self.coordinator = (15, -1, "", -1)  # COORDINATOR_NOT_AVAILABLE, no node
@@ -336,6 +365,9 @@ class FakeBroker:
 
     def _serve(self, c):
         try:
+            if self.tls:
+                c.sock.settimeout(10)
+                c.sock = self.tls.wrap_socket(c.sock, server_side=True)
             while not self._stop.is_set():
                 pre = self._recv(c, 4)
                 if pre is None:
@@ -348,7 +380,11 @@ class FakeBroker:
                 if body is None:
                     break
                 reply = self._handle(c, body)
-                if reply is not None:
+                if isinstance(reply, list):  # pre-framed chunks (fetch_reply)
+                    c.sock.settimeout(60)  # kbridge may pause reading while its client catches up
+                    for chunk in reply:
+                        c.sock.sendall(chunk)
+                elif reply is not None:
                     c.sock.sendall(frame(reply))
         except Exception as e:  # recorded for the test to see; the thread just ends
             c.error = f"{type(e).__name__}: {e}"
@@ -380,6 +416,8 @@ class FakeBroker:
             if f.acks == 0:
                 return None
             return head + self.produce_body(ver)
+        if api == API_FETCH and self.fetch_reply:
+            return self.fetch_reply(ver, corr)
         if api == API_FIND_COORDINATOR:
             err, node, host, port = self.coordinator
             out = b""

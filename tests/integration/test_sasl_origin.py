@@ -20,30 +20,13 @@ import time
 import pytest
 
 from conftest import cluster_ini, free_port
+from fakebroker import read_uvarint as _read_uvarint
+from fakebroker import uvarint as _uvarint
 from test_operate import metrics
 
 USERS = {"alice": "kbsecret-pw-1", "bob": "kbsecret-pw-2"}
 SALT = b"kbridge-sasl-salt"
 ITERATIONS = 4096
-
-
-def _uvarint(n):
-    out = b""
-    while n >= 0x80:
-        out += bytes([(n & 0x7f) | 0x80])
-        n >>= 7
-    return out + bytes([n])
-
-
-def _read_uvarint(b, pos):
-    n = shift = 0
-    while True:
-        c = b[pos]
-        pos += 1
-        n |= (c & 0x7f) << shift
-        shift += 7
-        if not c & 0x80:
-            return n, pos
 
 
 def _string(s):
