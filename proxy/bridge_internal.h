@@ -13,6 +13,7 @@
 #include "conf/conf.h"
 #include "proxy/inflight.h"
 #include "proxy/log.h"
+#include "proxy/loopclock.h"
 #include "proxy/metrics.h"
 #include "proxy/sockio.h"
 

@@ -50,7 +50,7 @@ bridge_start_sasl_token(struct bridge *br, struct evbuffer *in, size_t total)
     }
     /* Never logged: the token is a credential. */
     bridge_log(br, KB_LOG_DEBUG, "raw SASL token, %zu bytes (SaslHandshake v0)", total);
-    if (!inflight_push_kind(&br->inflight, 0, -1, 0, INFLIGHT_RAW_SASL, metrics_now())) {
+    if (!inflight_push_kind(&br->inflight, 0, -1, 0, INFLIGHT_RAW_SASL, loopclock_now())) {
         bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
                      KB_INFLIGHT_MAX);
         return STEP_CLOSED;
@@ -135,7 +135,7 @@ bridge_start_request(struct bridge *br, struct evbuffer *in)
     }
     metrics_count_request(br->cl->metrics, hdr.api_key);
     if (expects && !inflight_push(&br->inflight, hdr.correlation_id, hdr.api_key, hdr.api_version,
-                                  metrics_now())) {
+                                  loopclock_now())) {
         bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
                      KB_INFLIGHT_MAX);
         return STEP_CLOSED;

@@ -408,6 +408,56 @@ def test_restart_opens_broker_ports_for_cached_metadata(kbridge, ports, fakebrok
     assert kb2.proc.poll() is None
 
 
+# --- request latency metric (issue 16: the loop's cached clock) ---------------------------------
+
+def scrape(admin):
+    """The /metrics text of kbridge's admin listener as {'name{labels}': value}."""
+    status, body = http_get(f"http://127.0.0.1:{admin}/metrics")
+    assert status == 200, body
+    return {k: float(v) for k, _, v in (line.rpartition(" ") for line in body.splitlines()
+                                         if line and not line.startswith("#"))}
+
+
+def test_request_latency_metric_times_the_broker(kbridge, ports, fakebrokers):
+    """kbridge_request_seconds is stamped with the loop's cached clock (proxy/loopclock.h): one
+    clock read per loop wakeup, not per request. A broker that answers Metadata 0.3 s late must
+    show as one observation in (0.25, 0.5], and the Produce answered at once in the lowest
+    buckets: a clock cached across wakeups would record ~0 for the slow answer (or a late value
+    for the quick one), a per-request read could not tell."""
+    fb = fakebrokers()
+    p = ports()
+    admin = ports(max_node_id=0).listen
+    kbridge(ini([("fake", [fb.address], p, PLAIN)], {"admin_listen": f"127.0.0.1:{admin}"}))
+    deadline = time.monotonic() + 10
+    while http_get(f"http://127.0.0.1:{admin}/readyz")[0] != 200:
+        assert time.monotonic() < deadline, http_get(f"http://127.0.0.1:{admin}/readyz")
+        time.sleep(0.1)
+    key = 'kbridge_request_seconds_%s{cluster="fake"%s}'
+    before = scrape(admin)
+    c = connect(p.listen)
+    fb.metadata_delay = 0.3
+    t0 = time.monotonic()
+    metadata(c, 1, "lat")
+    waited = time.monotonic() - t0
+    fb.metadata_delay = 0.0
+    for corr in range(2, 12):  # answered at once
+        c.sendall(produce_request(corr, "lat", acks=1, records_len=100))
+        recv_frame(c)
+    elapsed = time.monotonic() - t0
+    c.close()
+    after = scrape(admin)
+
+    def delta(name, le=None):
+        k = key % (name, f',le="{le}"' if le else "")
+        return after[k] - before.get(k, 0)
+
+    assert delta("count") == 11
+    assert delta("bucket", "0.25") == 10, "the Metadata answer 0.3 s late was timed below 0.25 s"
+    assert delta("bucket", "0.5") == 11 or waited >= 0.5
+    # Each request is timed inside the client's own round trip of it.
+    assert 0.3 <= delta("sum") <= elapsed, (delta("sum"), elapsed)
+
+
 # --- 8. reload semantics with real producers (kbmock, TLS) ---------------------------------------
 
 def produce_paced(producer, topic, keys, seconds, partition_of, results):
