@@ -1,10 +1,13 @@
 /*
  * test_loopclock.c - the event loop's cached monotonic clock (proxy/loopclock.h): one value per
- * wakeup, a fresh one in the next wakeup, and loopclock_run() ends as event_base_dispatch().
+ * wakeup, a fresh one in the next wakeup (also when wakeups come faster than libevent's coarse
+ * clock ticks), and loopclock_run() ends as event_base_dispatch().
  */
 #include "proxy/loopclock.h"
 
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -19,6 +22,22 @@ struct probe {
     double again[3];     /* ... and again after 2 ms of work in the same wakeup */
     double real_then[3]; /* metrics_now() just before the first loopclock_now() */
 };
+
+/* A base as kbridge makes it (loopclock_configure()). */
+static struct event_base *
+base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (!cfg) {
+        return NULL;
+    }
+    loopclock_configure(cfg);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
 
 static void
 sleep_ms(long ms)
@@ -55,14 +74,14 @@ test_loopclock_one_value_per_wakeup(void)
     struct timeval tv = {0, 1000};
     int i;
 
-    p.base = event_base_new();
+    p.base = base_new();
     CHECK(p.base != NULL);
     p.ev = evtimer_new(p.base, on_timer, &p);
     CHECK(p.ev != NULL && evtimer_add(p.ev, &tv) == 0);
     CHECK_EQ_INT(loopclock_run(p.base), 0); /* ended by loopexit */
     CHECK_EQ_INT(p.wakeups, 3);
     for (i = 0; i < 3; i++) {
-        CHECK(p.again[i] == p.first[i]);   /* one clock read per wakeup */
+        CHECK(p.again[i] == p.first[i]);     /* one clock read per wakeup */
         CHECK(p.first[i] >= p.real_then[i]); /* read in this wakeup, not before it */
     }
     for (i = 1; i < 3; i++) {
@@ -90,7 +109,7 @@ on_break(evutil_socket_t fd, short what, void *arg)
 static void
 test_loopclock_run_ends_like_dispatch(void)
 {
-    struct event_base *base = event_base_new();
+    struct event_base *base = base_new();
     struct timeval tv = {0, 1000};
     struct event *ev;
 
@@ -103,10 +122,65 @@ test_loopclock_run_ends_like_dispatch(void)
     event_base_free(base);
 }
 
+struct pinger {
+    struct event_base *base;
+    int fds[2];
+    int wakeups;
+    double at[5]; /* loopclock_now() in each wakeup */
+};
+
+/* Each wakeup reads the clock, works 200 us and makes the next wakeup (a byte to itself). */
+static void
+on_ping(evutil_socket_t fd, short what, void *arg)
+{
+    struct pinger *p = arg;
+    char b;
+    double t;
+
+    (void)what;
+    if (read(fd, &b, 1) != 1) {
+        event_base_loopbreak(p->base);
+        return;
+    }
+    p->at[p->wakeups++] = loopclock_now();
+    t = metrics_now();
+    while (metrics_now() - t < 0.0002) {
+    }
+    if (p->wakeups == 5 || write(p->fds[1], "x", 1) != 1) {
+        event_base_loopbreak(p->base);
+    }
+}
+
+static void
+test_loopclock_wakeups_faster_than_coarse_ticks(void)
+{
+    struct pinger p = {0};
+    struct event *ev;
+    int i;
+
+    p.base = base_new();
+    CHECK(p.base != NULL);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, p.fds) == 0);
+    ev = event_new(p.base, p.fds[0], EV_READ | EV_PERSIST, on_ping, &p);
+    CHECK(ev != NULL && event_add(ev, NULL) == 0);
+    CHECK(write(p.fds[1], "x", 1) == 1);
+    CHECK_EQ_INT(loopclock_run(p.base), 0);
+    CHECK_EQ_INT(p.wakeups, 5);
+    for (i = 1; i < 5; i++) {
+        /* 5 wakeups in about 1 ms, inside one tick of CLOCK_MONOTONIC_COARSE: still 5 values */
+        CHECK(p.at[i] - p.at[i - 1] >= 0.0002);
+    }
+    event_free(ev);
+    close(p.fds[0]);
+    close(p.fds[1]);
+    event_base_free(p.base);
+}
+
 int
 main(void)
 {
     RUN(test_loopclock_one_value_per_wakeup);
+    RUN(test_loopclock_wakeups_faster_than_coarse_ticks);
     RUN(test_loopclock_run_ends_like_dispatch);
     return TEST_DONE();
 }
