@@ -43,7 +43,8 @@ struct bridge {
     struct inflight inflight;     /* requests waiting for their response */
     struct sockio_tap tap;        /* read top-up on the socket under the broker's TLS */
     struct evbuffer *stage;       /* this bridge's requests, joined into full TLS records */
-    size_t req_remaining;         /* bytes of the current request still to forward */
+    size_t req_remaining;         /* bytes still to forward of the current request and of
+                                     whole ones read ahead (bridge_scan_ahead) */
     size_t resp_remaining;        /* bytes of the current pass-through response to forward */
     uint64_t bytes_up;            /* client -> broker, queued */
     uint64_t bytes_down;          /* broker -> client, queued */
