@@ -9,31 +9,31 @@
 
 #include "proxy/metrics.h"
 
-static _Thread_local struct event_base *loop_base; /* inside loopclock_run(): its base */
-static _Thread_local struct timeval loop_wakeup;   /* libevent's time of the cached wakeup */
-static _Thread_local double loop_now;              /* the clock at its first read in it */
-static _Thread_local bool loop_cached;             /* loop_wakeup and loop_now are set */
+static _Thread_local double loop_now;           /* the clock at its first read in this wakeup */
+static _Thread_local bool loop_cached;          /* loop_now holds this wakeup's value */
+static _Thread_local struct event *loop_forget; /* inside loopclock_run(): forgets loop_now */
 
-void
-loopclock_configure(struct event_config *cfg)
+/* Runs after the callbacks that were active when the clock was read, before the next wait. */
+static void
+loopclock_on_forget(evutil_socket_t fd, short what, void *arg)
 {
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    (void)fd;
+    (void)what;
+    (void)arg;
+    loop_cached = false;
 }
 
 double
 loopclock_now(void)
 {
-    struct timeval tv;
-
-    if (!loop_base || event_base_gettimeofday_cached(loop_base, &tv) != 0) {
-        return metrics_now();
+    if (loop_cached) {
+        return loop_now;
     }
-    if (loop_cached && tv.tv_sec == loop_wakeup.tv_sec && tv.tv_usec == loop_wakeup.tv_usec) {
-        return loop_now; /* the same wakeup */
-    }
-    loop_wakeup = tv;
     loop_now = metrics_now();
-    loop_cached = true;
+    if (loop_forget) {
+        event_active(loop_forget, 0, 0);
+        loop_cached = true;
+    }
     return loop_now;
 }
 
@@ -42,10 +42,14 @@ loopclock_run(struct event_base *base)
 {
     int rc;
 
-    loop_base = base;
-    loop_cached = false;
+    /* EV_PERSIST: never added, and run without the event_del() a one-shot event costs. Without
+     * it (out of memory) every call reads the clock: slower, still right. */
+    loop_forget = event_new(base, -1, EV_PERSIST, loopclock_on_forget, NULL);
     rc = event_base_dispatch(base);
-    loop_base = NULL;
+    if (loop_forget) {
+        event_free(loop_forget);
+        loop_forget = NULL;
+    }
     loop_cached = false;
     return rc;
 }

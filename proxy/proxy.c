@@ -388,7 +388,6 @@ proxy_on_hup(evutil_socket_t sig, short what, void *arg)
 /*
  * The event loop. The epoll changelist folds the add/remove pairs a bufferevent makes around
  * every write that completes at once into nothing, instead of two epoll_ctl calls per write.
- * loopclock's cached time for the latency metric needs libevent's precise timer.
  */
 static struct event_base *
 proxy_base_new(void)
@@ -400,7 +399,6 @@ proxy_base_new(void)
         return NULL;
     }
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    loopclock_configure(cfg);
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     return base;

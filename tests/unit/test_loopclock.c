@@ -23,7 +23,7 @@ struct probe {
     double real_then[3]; /* metrics_now() just before the first loopclock_now() */
 };
 
-/* A base as kbridge makes it (loopclock_configure()). */
+/* A base as kbridge makes it (proxy_base_new: libevent's default, coarse, timer). */
 static struct event_base *
 base_new(void)
 {
@@ -33,7 +33,7 @@ base_new(void)
     if (!cfg) {
         return NULL;
     }
-    loopclock_configure(cfg);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     return base;
