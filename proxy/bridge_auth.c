@@ -169,7 +169,7 @@ bridge_auth_refuse_client(struct bridge *br, struct evbuffer *in, size_t total,
                    hdr->api_version, mech);
     }
     if (!inflight_push_kind(&br->inflight, hdr->correlation_id, hdr->api_key, hdr->api_version,
-                            INFLIGHT_LOCAL, metrics_now())) {
+                            INFLIGHT_LOCAL, loopclock_now())) {
         bridge_close(br, KB_LOG_WARN, "client has more than %d requests in flight",
                      KB_INFLIGHT_MAX);
         return STEP_CLOSED;

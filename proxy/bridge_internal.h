@@ -14,6 +14,7 @@
 #include "kp_fetch_stream.h"
 #include "proxy/inflight.h"
 #include "proxy/log.h"
+#include "proxy/loopclock.h"
 #include "proxy/metrics.h"
 #include "proxy/sockio.h"
 
@@ -43,7 +44,8 @@ struct bridge {
     struct inflight inflight;     /* requests waiting for their response */
     struct sockio_tap tap;        /* read top-up on the socket under the broker's TLS */
     struct evbuffer *stage;       /* this bridge's requests, joined into full TLS records */
-    size_t req_remaining;         /* bytes of the current request still to forward */
+    size_t req_remaining;         /* bytes still to forward of the current request and of
+                                     whole ones read ahead (bridge_scan_ahead) */
     size_t resp_remaining;        /* bytes of the current pass-through response to forward */
     struct kp_fetch_scan fetch;   /* the Fetch response streaming through (bridge_fetch.c) */
     bool fetch_active;            /* fetch is in use; its request stays at the inflight head */

@@ -207,7 +207,7 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         return STEP_WAIT;
     }
     if (!kp_api_response_needs_rewrite(req->api_key, req->api_version)) {
-        metrics_observe(&br->cl->metrics->request_latency, metrics_now() - req->sent);
+        metrics_observe(&br->cl->metrics->request_latency, loopclock_now() - req->sent);
         inflight_pop(&br->inflight);
         br->resp_remaining = total;
         return STEP_DONE;
@@ -224,7 +224,7 @@ bridge_start_response(struct bridge *br, struct evbuffer *in)
         return STEP_WAIT; /* rewriting needs the whole frame */
     }
     r = *req;
-    metrics_observe(&br->cl->metrics->request_latency, metrics_now() - r.sent);
+    metrics_observe(&br->cl->metrics->request_latency, loopclock_now() - r.sent);
     inflight_pop(&br->inflight);
     return bridge_rewrite_response(br, in, total, &r);
 }

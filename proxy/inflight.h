@@ -25,7 +25,7 @@ struct inflight_entry {
     int16_t api_key;         /* request api key */
     int16_t api_version;     /* request api version */
     enum inflight_kind kind; /* who answers it */
-    double sent;             /* monotonic time the request was seen (latency metric) */
+    double sent;             /* loopclock_now() when the request was seen (latency metric) */
 };
 
 struct inflight {

@@ -408,6 +408,90 @@ def test_restart_opens_broker_ports_for_cached_metadata(kbridge, ports, fakebrok
     assert kb2.proc.poll() is None
 
 
+# --- request latency metric (issue 16: the loop's cached clock) ---------------------------------
+
+def scrape(admin):
+    """The /metrics text of kbridge's admin listener as {'name{labels}': value}."""
+    status, body = http_get(f"http://127.0.0.1:{admin}/metrics")
+    assert status == 200, body
+    return {k: float(v) for k, _, v in (line.rpartition(" ") for line in body.splitlines()
+                                         if line and not line.startswith("#"))}
+
+
+def test_request_latency_metric_times_the_broker(kbridge, ports, fakebrokers):
+    """kbridge_request_seconds is stamped with the loop's cached clock (proxy/loopclock.h): one
+    clock read per loop wakeup, not per request. A broker that answers Metadata 0.3 s late must
+    show as one observation in (0.25, 0.5], and the Produce answered at once in the lowest
+    buckets: a clock cached across wakeups would record ~0 for the slow answer (or a late value
+    for the quick one), a per-request read could not tell."""
+    fb = fakebrokers()
+    p = ports()
+    admin = ports(max_node_id=0).listen
+    kbridge(ini([("fake", [fb.address], p, PLAIN)], {"admin_listen": f"127.0.0.1:{admin}"}))
+    deadline = time.monotonic() + 10
+    while http_get(f"http://127.0.0.1:{admin}/readyz")[0] != 200:
+        assert time.monotonic() < deadline, http_get(f"http://127.0.0.1:{admin}/readyz")
+        time.sleep(0.1)
+    key = 'kbridge_request_seconds_%s{cluster="fake"%s}'
+    before = scrape(admin)
+    c = connect(p.listen)
+    fb.metadata_delay = 0.3
+    t0 = time.monotonic()
+    metadata(c, 1, "lat")
+    waited = time.monotonic() - t0
+    fb.metadata_delay = 0.0
+    for corr in range(2, 12):  # answered at once
+        c.sendall(produce_request(corr, "lat", acks=1, records_len=100))
+        recv_frame(c)
+    elapsed = time.monotonic() - t0
+    c.close()
+    after = scrape(admin)
+
+    def delta(name, le=None):
+        k = key % (name, f',le="{le}"' if le else "")
+        return after[k] - before.get(k, 0)
+
+    assert delta("count") == 11
+    assert delta("bucket", "0.25") == 10, "the Metadata answer 0.3 s late was timed below 0.25 s"
+    assert delta("bucket", "0.5") == 11 or waited >= 0.5
+    # Each request is timed inside the client's own round trip of it.
+    assert 0.3 <= delta("sum") <= elapsed, (delta("sum"), elapsed)
+
+
+# --- requests read ahead (issue 16: per-frame cost) ---------------------------------------------
+
+def test_pipelined_requests_in_one_write_each_arrive_and_are_answered(kbridge, ports, fakebrokers):
+    """kbridge reads the headers of every whole request a read brought and moves them upstream
+    together (bridge_scan_ahead). One write carrying Metadata, Produce with acks=1 and acks=0, a
+    header longer than the first peek (a long client id), FindCoordinator and 300 small Produce
+    requests must reach the broker complete and in order, and every answer must come back in
+    order (Metadata and FindCoordinator rewritten), with no answer for acks=0."""
+    fb = fakebrokers()
+    p = ports()
+    kbridge(ini([("fake", [fb.address], p, PLAIN)], log_level="info"))
+    fb.coordinator = (0, 0, "127.0.0.1", fb.port)
+    long_id = "c" * 200
+    reqs = [(1, metadata_request(1, "pipe"), True),
+            (2, produce_request(2, "pipe", acks=1, records_len=900), True),
+            (3, produce_request(3, "pipe", acks=0, records_len=900), False),
+            (4, produce_request(4, long_id, acks=1, records_len=50), True),
+            (5, find_coordinator_request(5, "pipe"), True)]
+    reqs += [(c, produce_request(c, "pipe", acks=1, records_len=700), True) for c in range(6, 306)]
+    c = connect(p.listen)
+    c.sendall(b"".join(r for _, r, _ in reqs))
+    bodies = [recv_frame(c) for _ in range(sum(e for *_, e in reqs))]
+    assert [struct.unpack(">i", b[:4])[0] for b in bodies] == [corr for corr, _, e in reqs if e]
+    assert parse_metadata_response(bodies[0], 1) == (1, [(0, "127.0.0.1", p.base)])
+    c.sendall(metadata_request(400, "pipe"))  # still in step afterwards
+    assert parse_metadata_response(recv_frame(c), 1) == (400, [(0, "127.0.0.1", p.base)])
+    c.close()
+    conns = [x for x in fb.snapshot() if "pipe" in x.client_ids()]
+    assert len(conns) == 1
+    got = [(f.corr, f.size) for f in conns[0].frames]
+    want = [(corr, len(r) - 4) for corr, r, _ in reqs]
+    assert got == want + [(400, len(metadata_request(400, "pipe")) - 4)]
+
+
 # --- 8. reload semantics with real producers (kbmock, TLS) ---------------------------------------
 
 def produce_paced(producer, topic, keys, seconds, partition_of, results):
