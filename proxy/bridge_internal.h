@@ -40,7 +40,6 @@ struct bridge {
     size_t next_bootstrap;        /* index of the next bootstrap server to try */
     struct kb_hostport upstream;  /* the broker's name (for SNI, verification and logs) */
     struct inflight inflight;     /* requests waiting for their response */
-    struct sockio_tap tap;        /* read top-up on the socket under the broker's TLS */
     struct evbuffer *stage;       /* this bridge's requests, joined into full TLS records */
     size_t req_remaining;         /* bytes of the current request still to forward */
     size_t resp_remaining;        /* bytes of the current pass-through response to forward */
