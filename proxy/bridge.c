@@ -206,7 +206,7 @@ bridge_pump(struct bridge *br, const struct pump_dir *d)
         *d->metric += n;
     }
     if (d->stage) {
-        bridge_feed_tls(d->stage, bufferevent_get_output(d->to));
+        bridge_feed_tls(d->stage, bufferevent_get_output(d->to), *d->remaining > 0);
     }
     bridge_flush(d->to);
     bridge_throttle(br, d->from, d->to);
@@ -334,6 +334,7 @@ bridge_client_ended(struct bridge *br, const char *why)
         bridge_close(br, KB_LOG_ERROR, "%s; out of memory flushing to the broker", why);
         return;
     }
+    bridge_feed_tls(br->stage, bufferevent_get_output(br->server), false); /* nothing follows */
     bridge_flush(br->server);
 }
 

@@ -94,10 +94,10 @@ struct pump_dir {
 bool bridge_pump(struct bridge *br, const struct pump_dir *d);
 
 /*
- * bridge_req.c: hands the staged requests to the broker's output in full TLS records; empties
- * stage.
+ * bridge_req.c: hands the staged requests to the broker's output; with more (the last request
+ * in stage is incomplete) the bytes past its last full TLS record stay staged, else all go.
  */
-void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out);
+void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out, bool more);
 
 /* bridge_req.c: forwards every request byte available. false when the bridge was closed. */
 bool bridge_pump_requests(struct bridge *br);
