@@ -17,7 +17,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "aws/provider.h"
@@ -29,11 +28,9 @@
 #include "proxy/sasl.h"
 #include "proxy/settings.h"
 #include "proxy/upstream.h"
-#include "tls/tlssess.h"
 
 #define KB_LINGER_SEC 10                 /* flushing one side before a close gives up after this */
 #define KB_LINGER_POLL_MS 20             /* how often a flush to the broker is checked */
-#define KB_READ_MORE (64 * 1024)         /* read top-up on the socket under the broker's TLS */
 #define KB_MAX_SINGLE_WRITE (256 * 1024) /* per write callback, both sides */
 
 static void bridge_connect_next(struct bridge *br);
@@ -72,13 +69,11 @@ bridge_pending_up(const struct bridge *br)
     return n;
 }
 
-/* Bytes (ciphertext under TLS) still in kbridge's buffers on their way to the broker. */
+/* Bytes still in kbridge's buffers on their way to the broker (plaintext or TLS records). */
 static size_t
 bridge_unsent_up(const struct bridge *br)
 {
-    struct bufferevent *under = br->server ? bufferevent_get_underlying(br->server) : NULL;
-
-    return bridge_pending_up(br) + (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
+    return bridge_pending_up(br) + (br->server ? upstream_unsent(br->server) : 0);
 }
 
 void
@@ -93,7 +88,7 @@ bridge_free(struct bridge *br)
     }
     if (br->server) {
         metrics_broker(br->cl->metrics, br->node_id)->active--;
-        bufferevent_free(br->server);
+        upstream_bev_free(br->server);
     }
     if (br->linger) {
         event_free(br->linger);
@@ -163,15 +158,13 @@ bridge_upstream_str(const struct bridge *br, char *out, size_t outlen)
 }
 
 /*
- * Sends what was just queued for bev now, instead of on the next loop turn: the client socket
- * directly, the broker through the socket under its TLS filter (the records are already made).
+ * Sends what was just queued for a socket bufferevent now, instead of on the next loop turn
+ * (the client, or the broker with tls = off). The TLS pipe sends on its own, in this turn.
  */
 static void
 bridge_flush(struct bufferevent *bev)
 {
-    struct bufferevent *under = bufferevent_get_underlying(bev);
-
-    sockio_flush(under ? under : bev);
+    sockio_flush(bev);
 }
 
 /* --- flow control ------------------------------------------------------------------------ */
@@ -213,7 +206,7 @@ bridge_pump(struct bridge *br, const struct pump_dir *d)
         *d->metric += n;
     }
     if (d->stage) {
-        bridge_feed_tls(d->stage, bufferevent_get_output(d->to));
+        bridge_feed_tls(d->stage, bufferevent_get_output(d->to), *d->remaining > 0);
     }
     bridge_flush(d->to);
     bridge_throttle(br, d->from, d->to);
@@ -341,6 +334,7 @@ bridge_client_ended(struct bridge *br, const char *why)
         bridge_close(br, KB_LOG_ERROR, "%s; out of memory flushing to the broker", why);
         return;
     }
+    bridge_feed_tls(br->stage, bufferevent_get_output(br->server), false); /* nothing follows */
     bridge_flush(br->server);
 }
 
@@ -362,7 +356,7 @@ bridge_server_ended(struct bridge *br, const char *why)
     }
     snprintf(msg, sizeof(msg), "broker closed the connection (%s)", why);
     metrics_broker(br->cl->metrics, br->node_id)->active--;
-    bufferevent_free(br->server);
+    upstream_bev_free(br->server);
     br->server = NULL;
     bridge_finish(br, msg);
 }
@@ -416,10 +410,7 @@ bridge_on_server_event(struct bufferevent *bev, short what, void *arg)
     struct bridge *br = arg;
     char why[256];
 
-    if ((what & BEV_EVENT_ERROR) && bufferevent_get_openssl_error(bev) != 0) {
-        /* A TLS-level failure (fatal alert, bad record): never resume that session. */
-        tlssess_forget(bufferevent_openssl_get_ssl(bev));
-    }
+    (void)bev; /* a TLS-level failure already dropped its session (tlspipe.c) */
     if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof(why), "end of stream");
     } else if (EVUTIL_SOCKET_ERROR() != 0) {
@@ -510,14 +501,6 @@ bridge_on_upstream(void *arg, struct bufferevent *bev, enum kb_fail_reason reaso
     bufferevent_setwatermark(br->server, EV_WRITE, conf->buffer_low_bytes, 0);
     bufferevent_set_max_single_write(br->server, KB_MAX_SINGLE_WRITE);
     bufferevent_set_max_single_write(br->client, KB_MAX_SINGLE_WRITE);
-    if (bufferevent_get_underlying(bev)) {
-        struct bufferevent *under = bufferevent_get_underlying(bev);
-        /* TLS records wait in the socket's output only up to buffer_high_bytes; beyond that
-         * the plaintext stays in the filter's output, where bridge_throttle() sees it. */
-        bufferevent_setwatermark(under, EV_WRITE, 0, conf->buffer_high_bytes);
-        bufferevent_set_max_single_write(under, KB_MAX_SINGLE_WRITE);
-        sockio_tap_install(&br->tap, under, KB_READ_MORE);
-    }
     if (br->set->cc->idle_timeout_ms > 0) {
         struct timeval idle = metrics_timeval_ms(br->set->cc->idle_timeout_ms);
         bufferevent_set_timeouts(br->client, &idle, NULL);

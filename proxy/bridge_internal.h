@@ -42,7 +42,6 @@ struct bridge {
     size_t next_bootstrap;        /* index of the next bootstrap server to try */
     struct kb_hostport upstream;  /* the broker's name (for SNI, verification and logs) */
     struct inflight inflight;     /* requests waiting for their response */
-    struct sockio_tap tap;        /* read top-up on the socket under the broker's TLS */
     struct evbuffer *stage;       /* this bridge's requests, joined into full TLS records */
     size_t req_remaining;         /* bytes still to forward of the current request and of
                                      whole ones read ahead (bridge_scan_ahead) */
@@ -100,10 +99,10 @@ struct pump_dir {
 bool bridge_pump(struct bridge *br, const struct pump_dir *d);
 
 /*
- * bridge_req.c: hands the staged requests to the broker's output in full TLS records; empties
- * stage.
+ * bridge_req.c: hands the staged requests to the broker's output; with more (the last request
+ * in stage is incomplete) the bytes past its last full TLS record stay staged, else all go.
  */
-void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out);
+void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out, bool more);
 
 /* bridge_req.c: forwards every request byte available. false when the bridge was closed. */
 bool bridge_pump_requests(struct bridge *br);

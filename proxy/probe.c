@@ -51,10 +51,8 @@ probe_reset(struct probe *pr)
 {
     upstream_cancel(pr->connecting);
     pr->connecting = NULL;
-    if (pr->bev) {
-        bufferevent_free(pr->bev);
-        pr->bev = NULL;
-    }
+    upstream_bev_free(pr->bev);
+    pr->bev = NULL;
 }
 
 /* Ends the current probe, records the outcome and schedules the next one. */

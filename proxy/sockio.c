@@ -33,9 +33,9 @@ sockio_flush(struct bufferevent *bev)
     if (written > 0 && evbuffer_get_length(out) == 0) {
         event_del(&bev->ev_write);
         /* Cancelling the write event also cancels the write callback libevent would have run
-         * once the output drained, and someone may be waiting for it: the TLS filter above this
-         * socket moves its next records down only when told there is room. Run it as libevent
-         * would, deferred, so the caller is not re-entered. */
+         * once the output drained, and someone may be waiting for it: the bridge resumes the
+         * other side's reads from it (the low watermark). Run it as libevent would, deferred,
+         * so the caller is not re-entered. */
         bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
     }
 }
@@ -72,39 +72,4 @@ sockio_read_more(struct bufferevent *bev, size_t max)
     }
     evbuffer_freeze(in, 0);
     return added;
-}
-
-static void
-sockio_tap_read(struct bufferevent *under, void *arg)
-{
-    struct sockio_tap *tap = arg;
-
-    sockio_read_more(under, tap->more);
-    tap->read(under, tap->arg);
-}
-
-static void
-sockio_tap_write(struct bufferevent *under, void *arg)
-{
-    struct sockio_tap *tap = arg;
-
-    tap->write(under, tap->arg);
-}
-
-static void
-sockio_tap_event(struct bufferevent *under, short what, void *arg)
-{
-    struct sockio_tap *tap = arg;
-
-    tap->event(under, what, tap->arg);
-}
-
-void
-sockio_tap_install(struct sockio_tap *tap, struct bufferevent *under, size_t more)
-{
-    bufferevent_getcb(under, &tap->read, &tap->write, &tap->event, &tap->arg);
-    tap->more = more;
-    if (tap->read && tap->write && tap->event) {
-        bufferevent_setcb(under, sockio_tap_read, sockio_tap_write, sockio_tap_event, tap);
-    }
 }

@@ -1,8 +1,8 @@
 /*
  * upstream.c - connect to one broker: resolve the name (evdns, never blocking the loop), dial
  * each address it has in turn with a plain bufferevent (so a refused or timed-out TCP connect
- * is told apart from a TLS failure), then hand the first socket that connects to an OpenSSL
- * bufferevent for the handshake.
+ * is told apart from a TLS failure), then hand the first socket that connects to a TLS pipe
+ * (proxy/tlspipe.h) for the handshake.
  *
  * Time: connect_timeout_ms is one shared deadline for DNS and every address (it is documented
  * as bounding the whole connect, and a per-address timeout would multiply it). Each address
@@ -22,7 +22,6 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -32,6 +31,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/sasl.h"
+#include "proxy/tlspipe.h"
 #include "tls/tlsconn.h"
 #include "tls/tlserr.h"
 #include "tls/tlssess.h"
@@ -55,7 +55,8 @@ struct upstream {
     char tried[768];                        /* addresses that failed and why, for the error */
     double deadline;                        /* metrics_now() when connect_timeout_ms runs out */
     struct bufferevent *bev;                /* current bufferevent of the attempt */
-    SSL *ssl;                               /* owned by bev once the handshake starts */
+    struct tlspipe *pipe;                   /* the TLS handshake under way, else NULL */
+    SSL *ssl;                               /* owned by pipe once the handshake starts */
     struct event *timer;                    /* the current address's share of the deadline,
                                                then the handshake's timeout */
     struct event *kick;                     /* runs the first step from the loop */
@@ -74,9 +75,8 @@ upstream_free(struct upstream *u)
         u->dreq = NULL;
         evdns_getaddrinfo_cancel(r); /* calls back with EVUTIL_EAI_CANCEL, ignored */
     }
-    if (u->bev) {
-        bufferevent_free(u->bev);
-    }
+    tlspipe_abort(u->pipe);
+    tlspipe_bev_free(u->bev);
     if (u->timer) {
         event_free(u->timer);
     }
@@ -268,17 +268,15 @@ upstream_tls_reason(enum tlserr_class cls)
 }
 
 static void
-upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
+upstream_on_tls_done(void *arg, struct bufferevent *bev, const struct tlspipe_fail *f)
 {
     struct upstream *u = arg;
-    unsigned long errs[8];
-    size_t n = 0;
-    unsigned long e;
-    int sock_err = EVUTIL_SOCKET_ERROR();
     char why[1024], dial[KB_HOST_MAX + 16];
     enum tlserr_class cls;
 
-    if (what & BEV_EVENT_CONNECTED) {
+    if (bev) {
+        u->pipe = NULL; /* owned by bev now */
+        u->bev = bev;
         if (u->cc->sasl_mechanism != KB_SASL_NONE) {
             upstream_start_sasl(u);
             return;
@@ -286,15 +284,8 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
         upstream_finish(u, KB_FAIL_N, NULL);
         return;
     }
-    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
-        /* libevent also queues the bare SSL_ERROR_* code (e.g. 5, SSL_ERROR_SYSCALL), which
-         * is not an OpenSSL error: keep only real ones (they carry a library number). */
-        if (ERR_GET_LIB(e) != 0 && n < sizeof(errs) / sizeof(errs[0])) {
-            errs[n++] = e;
-        }
-    }
     upstream_dial_str(u, dial, sizeof(dial));
-    if (n == 0 && BIO_number_read(SSL_get_rbio(u->ssl)) == 0) {
+    if (f->n_errs == 0 && BIO_number_read(SSL_get_rbio(u->ssl)) == 0) {
         /* Not a single byte back: nothing that speaks TLS would do that to a ClientHello. */
         snprintf(why, sizeof(why),
                  "not TLS: %s closed the connection without answering the TLS ClientHello "
@@ -303,7 +294,7 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
         upstream_finish(u, KB_FAIL_NOT_TLS, why);
         return;
     }
-    tlserr_classify(u->ssl, errs, n, (what & BEV_EVENT_EOF) ? 0 : sock_err, u->name.host, why,
+    tlserr_classify(u->ssl, f->errs, f->n_errs, f->eof ? 0 : f->sock_err, u->name.host, why,
                     sizeof(why), &cls);
     upstream_finish(u, upstream_tls_reason(cls), why);
 }
@@ -311,7 +302,6 @@ upstream_on_tls_event(struct bufferevent *bev, short what, void *arg)
 static bool
 upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t whylen)
 {
-    struct bufferevent *under;
     struct timeval tv;
     char err[512];
 
@@ -324,30 +314,14 @@ upstream_start_tls(struct upstream *u, evutil_socket_t fd, char *why, size_t why
     /* Resume the broker's last session when there is one (a failure just means a full
      * handshake). Keyed by the name verified, not the connect_to target. */
     tlssess_offer(u->ssl, conf_hostport_str(&u->name, err, sizeof(err)));
-    /* TLS as a filter over a socket bufferevent: the records made in one loop turn leave in
-     * one writev (sockio_flush), instead of one write() per record. */
-    under = bufferevent_socket_new(u->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    u->bev = under ? bufferevent_openssl_filter_new(
-                         u->base, under, u->ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)
-                   : NULL;
-    if (!u->bev && under) {
-        bufferevent_free(under); /* closes fd */
-        fd = -1;
-    }
-    if (!u->bev) {
-        SSL_free(u->ssl);
-        if (fd >= 0) {
-            evutil_closesocket(fd);
-        }
+    u->pipe = tlspipe_start(u->base, fd, u->ssl, upstream_on_tls_done, u);
+    if (!u->pipe) {
         snprintf(why, whylen, "out of memory starting TLS");
         return false;
     }
-    bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
     u->phase = UP_HANDSHAKE;
     tv = metrics_timeval_ms(u->cc->tls_handshake_timeout_ms);
     evtimer_add(u->timer, &tv); /* re-armed: the handshake gets its own budget */
-    bufferevent_setcb(u->bev, NULL, NULL, upstream_on_tls_event, u);
-    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
     return true;
 }
 
@@ -373,10 +347,8 @@ upstream_tcp_failed(struct upstream *u, int err)
 {
     char why[768];
 
-    if (u->bev) {
-        bufferevent_free(u->bev);
-        u->bev = NULL;
-    }
+    tlspipe_bev_free(u->bev);
+    u->bev = NULL;
     upstream_note_failure(u, sock_err_short(err));
     if (u->next && metrics_now() < u->deadline) {
         upstream_try_next(u);
@@ -568,7 +540,7 @@ upstream_set_auth_cb(struct upstream *u, upstream_auth_fn auth)
 const char *
 upstream_describe(struct bufferevent *bev, char *out, size_t outlen)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    SSL *ssl = tlspipe_bev_ssl(bev);
 
     if (!ssl) {
         snprintf(out, outlen, "plaintext (tls = off)");
@@ -577,29 +549,20 @@ upstream_describe(struct bufferevent *bev, char *out, size_t outlen)
     return tlserr_describe_session(ssl, out, outlen);
 }
 
-bool
-upstream_threads_prepare(struct event_base *base)
+void
+upstream_bev_free(struct bufferevent *bev)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-    struct bufferevent *under =
-        ssl ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    struct bufferevent *bev = NULL;
+    tlspipe_bev_free(bev);
+}
 
-    /* OPEN: no handshake starts; the method is made when the filter is. Freed the way a real
-     * upstream is (the filter owns the SSL and the bufferevent under it). */
-    if (under) {
-        bev = bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_OPEN,
-                                             BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (bev) {
-        bufferevent_free(bev);
-    } else {
-        if (under) {
-            bufferevent_free(under);
-        }
-        SSL_free(ssl);
-    }
-    SSL_CTX_free(ctx);
-    return bev != NULL;
+size_t
+upstream_unsent(struct bufferevent *bev)
+{
+    return tlspipe_bev_unsent(bev);
+}
+
+bool
+upstream_threads_prepare(void)
+{
+    return tlspipe_init();
 }

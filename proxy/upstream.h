@@ -8,6 +8,7 @@
 #define KB_PROXY_UPSTREAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -53,10 +54,15 @@ void upstream_set_auth_cb(struct upstream *u, upstream_auth_fn auth);
 /* Abandons an attempt: done will not be called. NULL is fine. */
 void upstream_cancel(struct upstream *u);
 
-/* Builds, once, the BIO method that libevent's TLS filter creates lazily and without a lock
- * (a data race when two event loops make their first upstream connection at once: a leaked or
- * half-filled method). Call on the leader's thread before any worker thread starts. */
-bool upstream_threads_prepare(struct event_base *base);
+/* Builds, once, what every event loop's TLS pipes share (the BIO method, the per-thread read
+ * buffer's key). Call on the leader's thread before any worker thread starts. */
+bool upstream_threads_prepare(void);
+
+/* Frees a bufferevent done delivered (with the TLS pipe behind it). NULL is fine. */
+void upstream_bev_free(struct bufferevent *bev);
+
+/* Request bytes the TLS pipe behind bev took and has not written to the socket (0: tls = off). */
+size_t upstream_unsent(struct bufferevent *bev);
 
 /* One-line description of the TLS session on a connected bev ("TLSv1.3 ... peer ..."). */
 const char *upstream_describe(struct bufferevent *bev, char *out, size_t outlen);

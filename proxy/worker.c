@@ -389,7 +389,7 @@ workers_start(struct kb_proxy *leader, char *err, size_t errlen)
         wp->peers = ws;
     }
     leader->peers = ws;
-    if (!upstream_threads_prepare(leader->base)) {
+    if (!upstream_threads_prepare()) {
         snprintf(err, errlen, "cannot set up workers: out of memory");
         goto fail;
     }

@@ -234,7 +234,7 @@ def test_memory_stays_bounded_when_the_broker_stops_reading(limited):
 
 def test_large_requests_pass_with_the_smallest_watermarks(kbmock, kbridge, ports, certs):
     """buffer_high_bytes at its minimum (16 KiB) and 500 KB messages: each Produce is many
-    times the high mark, so the TLS filter keeps stopping and starting. A lost 'room again'
+    times the high mark, so the TLS pipe keeps stopping and starting. A lost 'room again'
     signal once stalled the first large request forever; every message must be acknowledged
     and read back."""
     from confluent_kafka import Consumer, Producer

@@ -186,10 +186,11 @@ def test_workers_reload_and_drain_reach_every_loop(kbmock, kbridge, ports, certs
 
 
 def test_loops_making_their_first_tls_connection_at_once(kbmock, kbridge, ports, certs):
-    """Regression: libevent builds its TLS filter's BIO method lazily, with no lock. Every loop
+    """Regression: libevent built its TLS filter's BIO method lazily, with no lock. Every loop
     probes the upstream as it starts, so two loops could build it at once: one copy leaked (the
     ASan build's exit code caught it in 1 of 6 runs of the test above) or a loop used a
-    half-filled method. kbridge now builds it before any worker thread runs. Eight loops start
+    half-filled method. kbridge's own TLS pipe builds its BIO method once, before any worker
+    thread runs (and under pthread_once). Eight loops start
     together, several times; each start must reach readiness through TLS and exit 0 (LeakSanitizer
     turns a leaked method into exit 1)."""
     mock = kbmock(mode="msk", topics=["orders:1"])
