@@ -389,7 +389,7 @@ proxy_on_hup(evutil_socket_t sig, short what, void *arg)
  * The event loop. The epoll changelist folds the add/remove pairs a bufferevent makes around
  * every write that completes at once into nothing, instead of two epoll_ctl calls per write.
  */
-static struct event_base *
+struct event_base *
 proxy_base_new(void)
 {
     struct event_config *cfg = event_config_new();

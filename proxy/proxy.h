@@ -50,6 +50,9 @@ struct kb_proxy {
     bool failed;                     /* a worker's loop ended on its own: exit 1 */
 };
 
+/* An event loop as kbridge runs them (the epoll changelist on); NULL when out of memory. */
+struct event_base *proxy_base_new(void);
+
 /*
  * Builds the proxy for conf (takes a reference), loaded from path: clusters, listeners, the
  * admin endpoint, signal handlers, and with workers = N the other N-1 loops (worker.h).

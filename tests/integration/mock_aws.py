@@ -93,6 +93,16 @@ class _Server:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def issue(self):
+        """A fresh temporary key (key id, secret, session token), recorded in .secrets."""
+        with self.lock:
+            self.serial += 1
+            key_id = "ASIA" + _rand(string.ascii_uppercase, 12) + f"{self.serial:04d}"
+            secret = _rand(string.ascii_letters + string.digits, 40)
+            token = _rand(string.ascii_letters + string.digits, 400)
+            self.secrets.extend([secret, token])
+        return key_id, secret, token
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -344,12 +354,7 @@ class _IMDSHandler(_Handler):
             return self.reply(200, m.role, "text/plain")
         if self.path != base + m.role:
             return self.reply(404, "", "text/plain")
-        with m.lock:
-            m.serial += 1
-            key_id = "ASIA" + _rand(string.ascii_uppercase, 12) + f"{m.serial:04d}"
-            secret = _rand(string.ascii_letters + string.digits, 40)
-            token = _rand(string.ascii_letters + string.digits, 400)
-            m.secrets.extend([secret, token])
+        key_id, secret, token = m.issue()
         now = time.time()
         self.reply(200, json.dumps({"Code": "Success", "LastUpdated": iso(now), "Type": "AWS-HMAC",
                                     "AccessKeyId": key_id, "SecretAccessKey": secret,
@@ -380,12 +385,7 @@ class _ContainerHandler(_Handler):
         if self.path != m.path:
             return self.reply(404, json.dumps({"code": "NotFound", "message": "no such task"}),
                               "application/json")
-        with m.lock:
-            m.serial += 1
-            key_id = "ASIA" + _rand(string.ascii_uppercase, 12) + f"{m.serial:04d}"
-            secret = _rand(string.ascii_letters + string.digits, 40)
-            token = _rand(string.ascii_letters + string.digits, 400)
-            m.secrets.extend([secret, token])
+        key_id, secret, token = m.issue()
         self.reply(200, json.dumps({"AccessKeyId": key_id, "SecretAccessKey": secret,
                                     "Token": token, "AccountId": ACCOUNT,
                                     "Expiration": iso(time.time() + m.lifetime)}),

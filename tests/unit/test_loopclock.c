@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "proxy/metrics.h"
+#include "proxy/proxy.h"
 #include "test.h"
 
 struct probe {
@@ -22,22 +23,6 @@ struct probe {
     double again[3];     /* ... and again after 2 ms of work in the same wakeup */
     double real_then[3]; /* metrics_now() just before the first loopclock_now() */
 };
-
-/* A base as kbridge makes it (proxy_base_new: libevent's default, coarse, timer). */
-static struct event_base *
-base_new(void)
-{
-    struct event_config *cfg = event_config_new();
-    struct event_base *base;
-
-    if (!cfg) {
-        return NULL;
-    }
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    return base;
-}
 
 static void
 sleep_ms(long ms)
@@ -74,7 +59,7 @@ test_loopclock_one_value_per_wakeup(void)
     struct timeval tv = {0, 1000};
     int i;
 
-    p.base = base_new();
+    p.base = proxy_base_new();
     CHECK(p.base != NULL);
     p.ev = evtimer_new(p.base, on_timer, &p);
     CHECK(p.ev != NULL && evtimer_add(p.ev, &tv) == 0);
@@ -109,7 +94,7 @@ on_break(evutil_socket_t fd, short what, void *arg)
 static void
 test_loopclock_run_ends_like_dispatch(void)
 {
-    struct event_base *base = base_new();
+    struct event_base *base = proxy_base_new();
     struct timeval tv = {0, 1000};
     struct event *ev;
 
@@ -158,7 +143,7 @@ test_loopclock_wakeups_faster_than_coarse_ticks(void)
     struct event *ev;
     int i;
 
-    p.base = base_new();
+    p.base = proxy_base_new();
     CHECK(p.base != NULL);
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, p.fds) == 0);
     ev = event_new(p.base, p.fds[0], EV_READ | EV_PERSIST, on_ping, &p);
