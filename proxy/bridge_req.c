@@ -18,9 +18,11 @@
 #include "proxy/cluster.h"
 #include "proxy/settings.h"
 
-#define KB_HEADER_PEEK 64         /* first guess of how many bytes a request header needs */
-#define KB_READ_MORE (256 * 1024) /* top-up read after a full 4 KiB libevent read */
-#define KB_TLS_RECORD 16384       /* a full TLS record's payload */
+#define KB_HEADER_PEEK 64 /* first guess of how many bytes a request header needs */
+/* Top-up read after a full 4 KiB libevent read. A little under 256 KiB: libevent rounds a new
+ * chain (data plus its header) up to a power of two, so 256 KiB exactly would allocate 512. */
+#define KB_READ_MORE ((256 * 1024) - 256)
+#define KB_TLS_RECORD 16384 /* a full TLS record's payload */
 
 /*
  * After a SaslHandshake v0 (pre-KIP-152 clients, e.g. kafka-python 2.0), the client sends raw
