@@ -64,9 +64,11 @@ bridge_fetch_done(struct bridge *br, const struct kp_rewrite_stats *stats,
     }
     if (log_enabled(KB_LOG_DEBUG)) {
         bridge_log(br, KB_LOG_DEBUG,
-                   "response Fetch v%d correlation id %d streamed: %u addresses, %u rewritten%s",
+                   "response Fetch v%d correlation id %d: %u addresses, %u rewritten, %u capped "
+                   "(streamed%s)",
                    req->api_version, (int)req->correlation_id, stats->addresses, stats->rewritten,
-                   fs->dropped  ? "; NodeEndpoints dropped (kbridge's addresses are longer)"
+                   stats->capped,
+                   fs->dropped  ? "; NodeEndpoints dropped: kbridge's addresses are longer"
                    : fs->padded ? "; padded to the sent size"
                                 : "");
     }
