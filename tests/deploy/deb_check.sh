@@ -57,9 +57,15 @@ check "lintian $(basename "$deb"): clean apart from packaging/deb/lintian-overri
 name=$(basename "$deb")
 check "file name is kbridge_<version>_<arch>.deb" sh -c '[ "$1" = "kbridge_$(dpkg-deb -f "$2" \
     Version)_$(dpkg-deb -f "$2" Architecture).deb" ]' sh "$name" "$deb"
+# Every library the packaged binary links (its NEEDED entries), by the package that ships it.
 check "Depends names the shared libraries kbridge links" sh -c 'd=$(dpkg-deb -f "$1" Depends)
-    for l in libc6 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libinih1 librdkafka1 libcurl4; do
-        echo "$d" | grep -q "$l" || { echo "no $l in: $d"; exit 1; }; done' sh "$deb"
+    x=$(mktemp -d); trap "rm -rf $x" EXIT; dpkg-deb -x "$1" "$x"
+    libs=$(objdump -p "$x/usr/bin/kbridge" | awk "/NEEDED/ {print \$2}")
+    [ -n "$libs" ] || { echo "no NEEDED entries in the packaged kbridge"; exit 1; }
+    for so in $libs; do
+        pkg=$(dpkg -S "*/$so" 2>/dev/null | head -n 1 | cut -d: -f1)
+        [ -n "$pkg" ] || { echo "no package ships $so"; exit 1; }
+        echo "$d" | grep -q "$pkg" || { echo "$so ($pkg) not in: $d"; exit 1; }; done' sh "$deb"
 
 # shellcheck source-path=SCRIPTDIR source=minbase.sh
 . "$repo/tests/deploy/minbase.sh"
