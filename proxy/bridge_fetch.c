@@ -44,7 +44,7 @@ bridge_fetch_start(struct bridge *br, struct evbuffer *in, size_t total,
         *buffered = true; /* the whole-body path decodes it again and says what is wrong */
         return STEP_DONE;
     }
-    metrics_observe(&br->cl->metrics->request_latency, metrics_now() - req->sent);
+    metrics_observe(&br->cl->metrics->request_latency, loopclock_now() - req->sent);
     br->fetch_active = true;
     br->resp_remaining = KP_FRAME_PREFIX + hlen;
     return STEP_DONE;
@@ -106,17 +106,8 @@ bridge_fetch_tail(struct bridge *br, struct evbuffer *in)
     if (st != KP_OK || call.failed) {
         kp_writer_free(&w);
         br->cl->metrics->protocol_errors++;
-        if (call.failed) {
-            bridge_close(br, KB_LOG_ERROR, "Fetch v%d response not finished: %s", req->api_version,
-                         call.err);
-        } else {
-            bridge_close(br, KB_LOG_ERROR,
-                         "cannot rewrite Fetch v%d response (%s at byte %zu of %zu); closing "
-                         "rather than pass on unrewritten broker addresses",
-                         req->api_version, kp_status_str(st), br->fetch.pos + err_off,
-                         br->fetch.body_len);
-        }
-        return STEP_CLOSED;
+        return bridge_rewrite_failed(br, req, &call, st, br->fetch.pos + err_off,
+                                     br->fetch.body_len);
     }
     if (memcmp(w.buf, p, len) == 0) {
         rc = evbuffer_remove_buffer(in, out, len) == (int)len ? 0 : -1; /* unchanged: no copy */

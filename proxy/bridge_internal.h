@@ -18,6 +18,7 @@
 #include "proxy/metrics.h"
 #include "proxy/sockio.h"
 
+struct brokermap_call;
 struct bufferevent;
 struct evbuffer;
 struct event;
@@ -107,6 +108,14 @@ void bridge_feed_tls(struct evbuffer *stage, struct evbuffer *out, bool more);
 /* bridge_req.c: forwards every request byte available. false when the bridge was closed. */
 bool bridge_pump_requests(struct bridge *br);
 void bridge_on_client_read(struct bufferevent *bev, void *arg);
+
+/*
+ * bridge_resp.c: closes the bridge for a response the rewriter refused: the map's own reason
+ * (call->failed), else where the codec stopped (st at byte `at` of `size`). STEP_CLOSED.
+ */
+enum frame_step bridge_rewrite_failed(struct bridge *br, const struct inflight_entry *req,
+                                      const struct brokermap_call *call, enum kp_status st,
+                                      size_t at, size_t size);
 
 /*
  * bridge_fetch.c: starts streaming the Fetch v16+ response of total bytes at the start of in

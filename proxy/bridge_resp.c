@@ -51,6 +51,22 @@ bridge_queue_rewritten(struct evbuffer *out, const uint8_t *hdr, size_t hlen, st
     return true;
 }
 
+enum frame_step
+bridge_rewrite_failed(struct bridge *br, const struct inflight_entry *req,
+                      const struct brokermap_call *call, enum kp_status st, size_t at, size_t size)
+{
+    if (call->failed) {
+        bridge_close(br, KB_LOG_ERROR, "%s v%d response not forwarded: %s",
+                     kp_api_name(req->api_key), req->api_version, call->err);
+    } else {
+        bridge_close(br, KB_LOG_ERROR,
+                     "cannot rewrite %s v%d response (%s at byte %zu of %zu); closing rather "
+                     "than pass on unrewritten broker addresses",
+                     kp_api_name(req->api_key), req->api_version, kp_status_str(st), at, size);
+    }
+    return STEP_CLOSED;
+}
+
 /* Rewrites one whole buffered response frame of `total` bytes into the client's output. */
 static enum frame_step
 bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
@@ -79,17 +95,7 @@ bridge_rewrite_response(struct bridge *br, struct evbuffer *in, size_t total,
     }
     if (st != KP_OK || call.failed || w.failed) {
         kp_writer_free(&w);
-        if (call.failed) {
-            bridge_close(br, KB_LOG_ERROR, "%s v%d response not forwarded: %s",
-                         kp_api_name(req->api_key), req->api_version, call.err);
-        } else {
-            bridge_close(br, KB_LOG_ERROR,
-                         "cannot rewrite %s v%d response (%s at byte %zu of %zu); closing "
-                         "rather than pass on unrewritten broker addresses",
-                         kp_api_name(req->api_key), req->api_version, kp_status_str(st), err_off,
-                         size);
-        }
-        return STEP_CLOSED;
+        return bridge_rewrite_failed(br, req, &call, st, err_off, size);
     }
     nsize = hlen + w.len;
     if (nsize > max || nsize > INT32_MAX) {
