@@ -353,7 +353,22 @@ test_region_from_msk_hosts(void)
 static void
 test_container_url_rules(void)
 {
+    static const struct {
+        const char *uri;
+        enum aws_source_result want;
+    } full[] = {
+        {"http://169.254.170.23/v1/credentials", AWS_SOURCE_OK},
+        {"http://[fd00:ec2::23]/v1/credentials", AWS_SOURCE_OK},
+        {"http://127.0.0.1:8080/creds", AWS_SOURCE_OK},
+        {"http://localhost/creds", AWS_SOURCE_OK},
+        {"https://creds.example.com/x", AWS_SOURCE_OK},
+        {"http://creds.example.com/x", AWS_SOURCE_FAILED},
+        {"http://127.0.0.1.evil.example/x", AWS_SOURCE_FAILED},
+        {"http://169.254.170.2.evil/x", AWS_SOURCE_FAILED},
+        {"ftp://127.0.0.1/x", AWS_SOURCE_FAILED},
+    };
     char url[256], why[512];
+    size_t i;
 
     CHECK(aws_container_url(NULL, NULL, url, sizeof(url), why, sizeof(why)) == AWS_SOURCE_NONE);
     CHECK_STR_CONTAINS(why, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
@@ -363,27 +378,16 @@ test_container_url_rules(void)
     CHECK(strcmp(url, "http://169.254.170.2/v2/credentials/5f3c-task") == 0);
     CHECK(aws_container_url("v2/x", NULL, url, sizeof(url), why, sizeof(why)) == AWS_SOURCE_FAILED);
     CHECK(strstr(why, "v2/x") == NULL);
-    CHECK(aws_container_url(NULL, "http://169.254.170.23/v1/credentials", url, sizeof(url), why,
-                            sizeof(why)) == AWS_SOURCE_OK);
-    CHECK(aws_container_url(NULL, "http://[fd00:ec2::23]/v1/credentials", url, sizeof(url), why,
-                            sizeof(why)) == AWS_SOURCE_OK);
-    CHECK(aws_container_url(NULL, "http://127.0.0.1:8080/creds", url, sizeof(url), why,
-                            sizeof(why)) == AWS_SOURCE_OK);
-    CHECK(aws_container_url(NULL, "http://localhost/creds", url, sizeof(url), why, sizeof(why)) ==
-          AWS_SOURCE_OK);
-    CHECK(aws_container_url(NULL, "https://creds.example.com/x", url, sizeof(url), why,
-                            sizeof(why)) == AWS_SOURCE_OK);
-    CHECK(strcmp(url, "https://creds.example.com/x") == 0);
+    /* FULL_URI alone: what is accepted, what is refused */
+    for (i = 0; i < sizeof(full) / sizeof(full[0]); i++) {
+        CHECK(aws_container_url(NULL, full[i].uri, url, sizeof(url), why, sizeof(why)) ==
+              full[i].want);
+        CHECK(full[i].want != AWS_SOURCE_OK || strcmp(url, full[i].uri) == 0);
+    }
     CHECK(aws_container_url(NULL, "http://creds.example.com/x", url, sizeof(url), why,
                             sizeof(why)) == AWS_SOURCE_FAILED);
     CHECK_STR_CONTAINS(why, "creds.example.com");
     CHECK_STR_CONTAINS(why, "https://");
-    CHECK(aws_container_url(NULL, "http://127.0.0.1.evil.example/x", url, sizeof(url), why,
-                            sizeof(why)) == AWS_SOURCE_FAILED);
-    CHECK(aws_container_url(NULL, "http://169.254.170.2.evil/x", url, sizeof(url), why,
-                            sizeof(why)) == AWS_SOURCE_FAILED);
-    CHECK(aws_container_url(NULL, "ftp://127.0.0.1/x", url, sizeof(url), why, sizeof(why)) ==
-          AWS_SOURCE_FAILED);
 }
 
 /* The container JSON (AWS's ECS task IAM role example): no Code field, same four fields. */
